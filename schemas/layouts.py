@@ -1,0 +1,142 @@
+"""Joint layouts: joint names, bone parents, graph edges, centre joint and left/right pairs.
+
+Every index is 0-based. ``bone_parents[v]`` is the joint that bone ``v`` hangs from: the bone modality is
+``x[v] - x[bone_parents[v]]``, and a joint that is its own parent gets a zero bone (the reference convention,
+which keeps the bone array the same shape as the joint array). ``edges`` are the undirected graph edges the
+models build their adjacency from, as ``(child, parent)`` pairs; ``edge_variants`` holds the other edge sets a
+reference codebase uses for the same layout (pyskl's NTU graph links the hand tips straight to the hands).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    joint_names: tuple[str, ...]
+    bone_parents: tuple[int, ...]
+    edges: tuple[tuple[int, int], ...]
+    center: int
+    left_right: tuple[tuple[int, int], ...] = ()
+    edge_variants: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    description: str = ""
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def bone_pairs(self) -> tuple[tuple[int, int], ...]:
+        """(child, parent) for every joint, self-pairs included."""
+        return tuple((v, p) for v, p in enumerate(self.bone_parents))
+
+    def graph_edges(self, variant: str | None = None) -> tuple[tuple[int, int], ...]:
+        """The edge set of ``variant`` ("pyskl", ...) or the canonical one when None or not defined."""
+        if variant is None:
+            return self.edges
+        return self.edge_variants.get(variant, self.edges)
+
+    def check(self) -> None:
+        """Raise ValueError unless the layout is well formed (unique names, indices in range, one tree)."""
+        v = self.num_joints
+        if len(set(self.joint_names)) != v:
+            raise ValueError(f"layout {self.name}: joint names are not unique")
+        if len(self.bone_parents) != v:
+            raise ValueError(f"layout {self.name}: {len(self.bone_parents)} bone parents for {v} joints")
+        if not all(0 <= p < v for p in self.bone_parents):
+            raise ValueError(f"layout {self.name}: a bone parent is out of range 0..{v - 1}")
+        if not 0 <= self.center < v:
+            raise ValueError(f"layout {self.name}: centre joint {self.center} out of range")
+        for edges in (self.edges, *self.edge_variants.values()):
+            if not all(0 <= a < v and 0 <= b < v and a != b for a, b in edges):
+                raise ValueError(f"layout {self.name}: an edge is out of range or a self-loop")
+            if len({frozenset(e) for e in edges}) != v - 1 or not _connected(v, edges):
+                raise ValueError(f"layout {self.name}: graph edges do not form one tree over {v} joints")
+
+
+def _connected(num_joints: int, edges) -> bool:
+    neighbours: dict[int, set[int]] = {j: set() for j in range(num_joints)}
+    for a, b in edges:
+        neighbours[a].add(b)
+        neighbours[b].add(a)
+    seen, todo = {0}, [0]
+    while todo:
+        for n in neighbours[todo.pop()] - seen:
+            seen.add(n)
+            todo.append(n)
+    return len(seen) == num_joints
+
+
+def _edges_from_parents(parents) -> tuple[tuple[int, int], ...]:
+    return tuple((v, p) for v, p in enumerate(parents) if v != p)
+
+
+# --- NTU RGB+D (Kinect v2 JointType order) -----------------------------------------------------------------------
+_NTU25_NAMES = (
+    "SpineBase", "SpineMid", "Neck", "Head", "ShoulderLeft", "ElbowLeft", "WristLeft", "HandLeft",
+    "ShoulderRight", "ElbowRight", "WristRight", "HandRight", "HipLeft", "KneeLeft", "AnkleLeft", "FootLeft",
+    "HipRight", "KneeRight", "AnkleRight", "FootRight", "SpineShoulder", "HandTipLeft", "ThumbLeft",
+    "HandTipRight", "ThumbRight",
+)
+# The bone pairs of 2s-AGCN / MS-G3D / CTR-GCN / pyskl JointToBone: the hand chain runs tip -> thumb -> hand,
+# and SpineShoulder (20) pairs with itself, giving a zero bone.
+_NTU25_PARENTS = (1, 20, 20, 2, 20, 4, 5, 6, 20, 8, 9, 10, 0, 12, 13, 14, 0, 16, 17, 18, 20, 22, 7, 24, 11)
+_NTU25_PYSKL_EDGES = tuple(
+    (v, p) for v, p in _edges_from_parents(_NTU25_PARENTS) if v not in (21, 22, 23, 24)
+) + ((21, 7), (22, 7), (23, 11), (24, 11))
+
+NTU25 = Layout(
+    name="ntu25",
+    joint_names=_NTU25_NAMES,
+    bone_parents=_NTU25_PARENTS,
+    edges=_edges_from_parents(_NTU25_PARENTS),
+    center=20,
+    left_right=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19), (21, 23), (22, 24)),
+    edge_variants={"pyskl": _NTU25_PYSKL_EDGES},
+    description="Kinect v2, NTU RGB+D 60/120; 3D camera coordinates in metres.",
+)
+
+# --- OpenPose COCO-18 (also Kinetics-Skeleton) -------------------------------------------------------------------
+COCO18 = Layout(
+    name="coco18",
+    joint_names=(
+        "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "RHip", "RKnee",
+        "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar",
+    ),
+    bone_parents=(0, 0, 1, 2, 3, 1, 5, 6, 2, 8, 9, 5, 11, 12, 0, 0, 14, 15),
+    edges=(
+        (4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2), (5, 1), (2, 1),
+        (0, 1), (15, 0), (14, 0), (17, 15), (16, 14),
+    ),
+    center=1,
+    left_right=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)),
+    description="OpenPose COCO-18 and Kinetics-Skeleton; 2D, x, y and confidence.",
+)
+
+# --- COCO-17 (pyskl 'coco') --------------------------------------------------------------------------------------
+COCO17 = Layout(
+    name="coco17",
+    joint_names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
+        "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
+        "right_knee", "left_ankle", "right_ankle",
+    ),
+    bone_parents=(0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 0, 0, 11, 12, 13, 14),
+    edges=(
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5), (10, 8), (8, 6), (5, 0),
+        (6, 0), (1, 0), (3, 1), (2, 0), (4, 2),
+    ),
+    center=0,
+    left_right=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+    description="COCO keypoints (pyskl 'coco'); 2D, x, y and confidence. Bones hang hips and shoulders from the nose.",
+)
+
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, COCO18, COCO17)}
+
+
+def get_layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise ValueError(f"unknown layout {name!r}; known: {', '.join(sorted(LAYOUTS))}") from None
