@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,358 @@ class SkeletonFile:
             slot=np.array(slot, dtype=np.int32),
             xyz=np.array(xyz, dtype=np.float32).reshape(-1, 25, 3),
         )
+
+
+class SkeletonParseError(ValueError):
+    """A ``.skeleton`` file that does not follow the grammar; names the file, the line and what was expected."""
+
+    def __init__(self, path: str, line: int, expected: str, found: str = ""):
+        self.path, self.line, self.expected, self.found = str(path), line, expected, found
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: expected {expected}" + (f", found {found}" if found else ""))
+
+
+JOINTS = 25
+_BODY_FIELDS = 10
+_JOINT_FIELDS = 12
+
+# Character classes of the byte state machine.
+_OTHER, _SPACE, _NEWLINE, _NUMERIC, _WORD = 0, 1, 2, 3, 4
+_CLASS = np.zeros(256, dtype=np.uint8)
+for _c in b" \t\r\v\f":
+    _CLASS[_c] = _SPACE
+_CLASS[ord("\n")] = _NEWLINE
+for _c in b"0123456789.+-eE":
+    _CLASS[_c] = _NUMERIC
+for _c in b"nNaAiIfFtTyY":  # letters of nan / inf / infinity (e, E are numeric already)
+    _CLASS[_c] = _WORD
+# Exact powers of ten: a decimal with a mantissa below 2**53 scaled by one of these is correctly rounded.
+_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
+
+# Status codes returned by the kernel.
+_OK, _EOF, _BAD_TOKEN, _FIELD_COUNT, _JOINT_COUNT, _TRAILING, _NEGATIVE = range(7)
+# What the kernel was reading when it stopped.
+_ITEM_FRAME_COUNT, _ITEM_BODY_COUNT, _ITEM_BODY_LINE, _ITEM_JOINT_COUNT, _ITEM_JOINT_LINE = range(5)
+_ITEM_TEXT = ("a frame count", "a body count", "a body line", "a joint count", "a joint line")
+_STATUS_TEXT = {
+    _EOF: "more data (the file ends early)",
+    _BAD_TOKEN: "a number",
+    _NEGATIVE: "a non-negative integer",
+    _TRAILING: "the end of the file after the last declared frame",
+}
+
+
+@njit(cache=True, nogil=True)
+def _skip_blank(buf, p, line):
+    """Skip whitespace and newlines; return the next token start and the updated line number."""
+    n = buf.size
+    while p < n:
+        c = _CLASS[buf[p]]
+        if c == _NEWLINE:
+            line += 1
+        elif c != _SPACE:
+            break
+        p += 1
+    return p, line
+
+@njit(cache=True, nogil=True)
+def _skip_spaces(buf, p):
+    n = buf.size
+    while p < n and _CLASS[buf[p]] == _SPACE:
+        p += 1
+    return p
+
+@njit(cache=True, nogil=True)
+def _at_separator(buf, p):
+    return p >= buf.size or _CLASS[buf[p]] == _SPACE or _CLASS[buf[p]] == _NEWLINE
+
+@njit(cache=True, nogil=True)
+def _parse_int(buf, p):
+    """Signed decimal integer of up to 18 digits; returns (value, end, ok)."""
+    n = buf.size
+    neg = False
+    if p < n and (buf[p] == 45 or buf[p] == 43):
+        neg = buf[p] == 45
+        p += 1
+    start = p
+    v = np.int64(0)
+    while p < n and 48 <= buf[p] <= 57 and p - start < 19:
+        v = v * 10 + (buf[p] - 48)
+        p += 1
+    ok = p > start and _at_separator(buf, p)
+    return (-v if neg else v), p, ok
+
+@njit(cache=True, nogil=True)
+def _lower(b):
+    return b + 32 if 65 <= b <= 90 else b
+
+@njit(cache=True, nogil=True)
+def _parse_float(buf, p):
+    """Decimal float, nan or inf; returns (value, end, ok). Equal to float(text) for <= 19 digits."""
+    n = buf.size
+    neg = False
+    if p < n and (buf[p] == 45 or buf[p] == 43):
+        neg = buf[p] == 45
+        p += 1
+    if p < n and _CLASS[buf[p]] == _WORD:
+        start = p
+        while p < n and (_CLASS[buf[p]] == _WORD or _CLASS[buf[p]] == _NUMERIC):
+            p += 1
+        word = p - start
+        c0, c1, c2 = _lower(buf[start]), _lower(buf[start + 1]) if word > 1 else 0, _lower(buf[start + 2]) if word > 2 else 0
+        if word == 3 and c0 == 110 and c1 == 97 and c2 == 110:  # nan
+            return np.nan, p, _at_separator(buf, p)
+        if (word == 3 or word == 8) and c0 == 105 and c1 == 110 and c2 == 102:  # inf, infinity
+            return (-np.inf if neg else np.inf), p, _at_separator(buf, p)
+        return 0.0, p, False
+    mant = np.uint64(0)
+    digits = 0
+    exp10 = 0
+    seen = False
+    while p < n and 48 <= buf[p] <= 57:
+        if digits < 19:
+            mant = mant * np.uint64(10) + np.uint64(buf[p] - 48)
+            if mant > 0:
+                digits += 1
+        else:
+            exp10 += 1
+        seen = True
+        p += 1
+    if p < n and buf[p] == 46:  # '.'
+        p += 1
+        while p < n and 48 <= buf[p] <= 57:
+            if digits < 19:
+                mant = mant * np.uint64(10) + np.uint64(buf[p] - 48)
+                if mant > 0:
+                    digits += 1
+                exp10 -= 1
+            seen = True
+            p += 1
+    if not seen:
+        return 0.0, p, False
+    if p < n and (buf[p] == 101 or buf[p] == 69):  # e, E
+        p += 1
+        eneg = False
+        if p < n and (buf[p] == 45 or buf[p] == 43):
+            eneg = buf[p] == 45
+            p += 1
+        start = p
+        e = 0
+        while p < n and 48 <= buf[p] <= 57:
+            if e < 100000:
+                e = e * 10 + (buf[p] - 48)
+            p += 1
+        if p == start:
+            return 0.0, p, False
+        exp10 += -e if eneg else e
+    v = float(mant)
+    if exp10 < 0:
+        v = v / _POW10[-exp10] if exp10 >= -22 else v * 10.0**exp10
+    elif exp10 > 0:
+        v = v * _POW10[exp10] if exp10 <= 22 else v * 10.0**exp10
+    return (-v if neg else v), p, _at_separator(buf, p)
+
+@njit(cache=True, nogil=True)
+def _skip_fields(buf, p):
+    """Validate and count the numeric fields left on this line; returns (count, end, bad_position)."""
+    n = buf.size
+    count = 0
+    while True:
+        p = _skip_spaces(buf, p)
+        if p >= n or _CLASS[buf[p]] == _NEWLINE:
+            return count, p, -1
+        start = p
+        while p < n and (_CLASS[buf[p]] == _NUMERIC or _CLASS[buf[p]] == _WORD):
+            p += 1
+        if not _at_separator(buf, p):
+            return count, p, start
+        count += 1
+
+@njit(cache=True, nogil=True)
+def _parse_bytes(buf):
+    """Parse a whole ``.skeleton`` file held as uint8.
+
+    Returns (status, item, line, bad_pos, detail, frame, body, joint, num_frames, n_body_frames,
+    bodies_per_frame, body_id, frame_of, slot, xyz). ``bad_pos`` is the byte offset of a bad token
+    (-1 if none); ``detail`` carries a count found where another was expected.
+    """
+    cap = buf.size // 600 + 1  # a body block takes at least 25 joint lines of 24 bytes
+    body_id = np.empty(cap, np.int64)
+    frame_of = np.empty(cap, np.int32)
+    slot = np.empty(cap, np.int32)
+    xyz = np.empty((cap, 25, 3), np.float32)
+    bodies_per_frame = np.zeros(0, np.int32)
+    line = 1
+    nb = 0
+    f = b = j = 0
+    num_frames = 0
+    item = _ITEM_FRAME_COUNT
+    p, line = _skip_blank(buf, 0, line)
+    if p >= buf.size:
+        return (_EOF, item, line, -1, 0, f, b, j, num_frames, nb, bodies_per_frame,
+                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
+    num_frames, p, ok = _parse_int(buf, p)
+    if not ok:
+        return (_BAD_TOKEN, item, line, p, 0, f, b, j, 0, nb, bodies_per_frame,
+                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
+    if num_frames < 0:
+        return (_NEGATIVE, item, line, -1, 0, f, b, j, 0, nb, bodies_per_frame,
+                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
+    bodies_per_frame = np.zeros(num_frames, np.int32)
+    status = _OK
+    detail = 0
+    bad = -1
+    for f in range(num_frames):
+        item = _ITEM_BODY_COUNT
+        b = j = 0
+        count, q, bad = _skip_fields(buf, p)
+        if count != 0 or bad >= 0:
+            status = _FIELD_COUNT if bad < 0 else _BAD_TOKEN
+            detail = count + 1
+            break
+        p, line = _skip_blank(buf, q, line)
+        if p >= buf.size:
+            status = _EOF
+            break
+        nbody, p, ok = _parse_int(buf, p)
+        if not ok:
+            status, bad = _BAD_TOKEN, p
+            break
+        if nbody < 0:
+            status = _NEGATIVE
+            break
+        bodies_per_frame[f] = nbody
+        for b in range(nbody):
+            item = _ITEM_BODY_LINE
+            j = 0
+            count, q, bad = _skip_fields(buf, p)
+            if count != 0 or bad >= 0:
+                status = _FIELD_COUNT if bad < 0 else _BAD_TOKEN
+                detail = count + 1
+                break
+            p, line = _skip_blank(buf, q, line)
+            if p >= buf.size:
+                status = _EOF
+                break
+            bid, p, ok = _parse_int(buf, p)
+            if not ok:
+                status, bad = _BAD_TOKEN, p
+                break
+            count, p, bad = _skip_fields(buf, p)
+            if bad >= 0 or count != _BODY_FIELDS - 1:
+                status = _BAD_TOKEN if bad >= 0 else _FIELD_COUNT
+                detail = count + 1
+                break
+            item = _ITEM_JOINT_COUNT
+            p, line = _skip_blank(buf, p, line)
+            if p >= buf.size:
+                status = _EOF
+                break
+            njoint, p, ok = _parse_int(buf, p)
+            if not ok:
+                status, bad = _BAD_TOKEN, p
+                break
+            count, p, bad = _skip_fields(buf, p)
+            if count != 0 or bad >= 0:
+                status = _FIELD_COUNT if bad < 0 else _BAD_TOKEN
+                detail = count + 1
+                break
+            if njoint != 25:
+                status, detail = _JOINT_COUNT, njoint
+                break
+            if nb >= cap:  # cannot happen for a well-formed file; the next token check reports it
+                status = _EOF
+                break
+            body_id[nb] = bid
+            frame_of[nb] = f
+            slot[nb] = b
+            item = _ITEM_JOINT_LINE
+            for j in range(25):
+                p, line = _skip_blank(buf, p, line)
+                if p >= buf.size:
+                    status = _EOF
+                    break
+                for c in range(3):
+                    v, p, ok = _parse_float(buf, p)
+                    if not ok:
+                        break
+                    xyz[nb, j, c] = v
+                    p = _skip_spaces(buf, p)
+                    if c < 2 and (p >= buf.size or _CLASS[buf[p]] == _NEWLINE):
+                        ok = False
+                        break
+                if not ok:
+                    if p >= buf.size or _CLASS[buf[p]] == _NEWLINE or _CLASS[buf[p]] == _SPACE:
+                        status, detail = _FIELD_COUNT, c + 1
+                    else:
+                        status, bad = _BAD_TOKEN, p
+                    break
+                count, p, bad = _skip_fields(buf, p)
+                if bad >= 0 or count != _JOINT_FIELDS - 3:
+                    status = _BAD_TOKEN if bad >= 0 else _FIELD_COUNT
+                    detail = count + 3
+                    break
+            if status != _OK:
+                break
+            nb += 1
+        if status != _OK:
+            break
+    if status == _OK:
+        count, q, bad = _skip_fields(buf, p)
+        if count != 0 or bad >= 0:
+            status, detail = (_FIELD_COUNT if bad < 0 else _BAD_TOKEN), count + 1
+        else:
+            p, line = _skip_blank(buf, q, line)
+            if p < buf.size:
+                status = _TRAILING
+    return (status, item, line, bad, detail, f, b, j, num_frames, nb, bodies_per_frame,
+            body_id[:nb].copy(), frame_of[:nb].copy(), slot[:nb].copy(), xyz[:nb].copy())
+
+
+
+def _token_at(buf: np.ndarray, pos: int) -> str:
+    end = pos
+    while end < buf.size and _CLASS[buf[end]] not in (_SPACE, _NEWLINE) and end - pos < 40:
+        end += 1
+    start = pos
+    while start > 0 and _CLASS[buf[start - 1]] not in (_SPACE, _NEWLINE) and pos - start < 40:
+        start -= 1
+    return repr(bytes(buf[start:end]).decode("latin-1"))
+
+
+def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFile:
+    """Parse the bytes of one ``.skeleton`` file; raise SkeletonParseError naming the line on bad input."""
+    if not isinstance(buf, np.ndarray):
+        buf = np.frombuffer(buf, dtype=np.uint8)
+    (status, item, line, bad, detail, f, b, j, num_frames, nb,
+     bodies_per_frame, body_id, frame_of, slot, xyz) = _parse_bytes(buf)
+    if status == _OK:
+        return SkeletonFile(int(num_frames), bodies_per_frame, body_id, frame_of, slot, xyz)
+    where = {
+        _ITEM_FRAME_COUNT: "",
+        _ITEM_BODY_COUNT: f" of frame {f + 1}/{num_frames}",
+        _ITEM_BODY_LINE: f" for body {b + 1} of frame {f + 1}/{num_frames}",
+        _ITEM_JOINT_COUNT: f" for body {b + 1} of frame {f + 1}/{num_frames}",
+        _ITEM_JOINT_LINE: f" (joint {j + 1}/25 of body {b + 1}, frame {f + 1}/{num_frames})",
+    }[item]
+    what = _ITEM_TEXT[item] + where
+    if status == _JOINT_COUNT:
+        raise SkeletonParseError(path, line, f"25 joints{where}", f"{detail}")
+    if status == _FIELD_COUNT:
+        fields = {_ITEM_BODY_LINE: _BODY_FIELDS, _ITEM_JOINT_LINE: _JOINT_FIELDS}.get(item, 1)
+        raise SkeletonParseError(path, line, f"{fields} field(s) on {what}", f"{detail}")
+    if status == _BAD_TOKEN:
+        found = _token_at(buf, bad) if bad >= 0 else ""
+        raise SkeletonParseError(path, line, f"a number in {what}", found)
+    if status == _EOF:
+        raise SkeletonParseError(path, line, f"{what}, but the file ends")
+    raise SkeletonParseError(path, line, _STATUS_TEXT[status] if status == _TRAILING else f"{_STATUS_TEXT[status]} as {what}")
+
+
+def read_skeleton(path) -> SkeletonFile:
+    """Read and parse one ``.skeleton`` file (CRLF or LF, any body count, NaN tokens, exact int64 bodyIDs)."""
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise SkeletonParseError(path, 0, "a readable file", exc.strerror or str(exc)) from None
+    return parse_skeleton(buf, str(path))

@@ -1,0 +1,131 @@
+"""The ``skeltools`` command line. Commands are thin; heavy imports (numba, zarr, torch) happen inside them."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import click
+
+from skeltools import __version__
+
+
+class _Group(click.Group):
+    """Turns any error into one clear line and exit code 1; ``--debug`` shows the traceback instead."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted; rerun the same command to resume", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - the CLI boundary
+            if (ctx.find_root().params or {}).get("debug") or os.environ.get("SKELTOOLS_DEBUG"):
+                traceback.print_exc()
+            else:
+                click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="skeltools")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def main(debug: bool) -> None:
+    """Skeleton action-recognition datasets: convert raw data to zarr stores, derive modalities, train.
+
+    \b
+    Quick start:
+      skeltools synth ntu raw/ --samples 200
+      skeltools convert ntu raw/ -o ntu.zarr
+      skeltools info ntu.zarr
+    """
+
+
+@main.group(cls=_Group)
+def convert() -> None:
+    """Convert a raw skeleton dataset into a store."""
+
+
+@convert.command("ntu")
+@click.argument("raw_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default=None,
+              help="Class set and split rules. Default: ntu120 if any file is S018+ or A061+, else ntu60.")
+@click.option("--preset", type=click.Choice(["pyskl", "ctrgcn", "msg3d", "none"]), default="pyskl", show_default=True,
+              help="Body selection + normalization, named after the reference it reproduces.")
+@click.option("--align-spine", is_flag=True, help="pyskl preset: also rotate spine to +z and shoulders to +x.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--exclude-list", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Sample names to skip, replacing the official missing-skeleton list (an empty file disables it).")
+@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
+@click.option("--shard-frames", type=int, default=32768, show_default=True, help="Frames per shard file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, workers, exclude_list, keep_going, overwrite,
+                    shard_frames, quiet) -> None:
+    """Convert NTU RGB+D 60/120 .skeleton files (folders are searched recursively).
+
+    \b
+    Example:
+      skeltools convert ntu nturgb+d_skeletons/ -o ntu60.zarr --dataset ntu60 --preset pyskl
+    """
+    from skeltools.convert import convert_ntu
+
+    t0 = time.perf_counter()
+    report = convert_ntu(raw_dirs, output, dataset=dataset, preset=preset, align_spine=align_spine, workers=workers,
+                         exclude_list=exclude_list, keep_going=keep_going, overwrite=overwrite,
+                         shard_frames=shard_frames, progress=not quiet,
+                         log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    seconds = time.perf_counter() - t0
+    c = report["counts"]
+    click.echo(f"{output}: {c['converted']} samples, {c['frames']} frames ({report['dataset']}, preset {preset}); "
+               f"{c['skipped']} skipped, {c['failed']} failed; {seconds:.1f} s, {c['input_bytes'] / 1e6 / seconds:.0f} MB/s of text")
+    if c["failed"]:
+        click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
+
+
+@main.group(cls=_Group)
+def synth() -> None:
+    """Write synthetic raw corpora (format-faithful, with learnable classes)."""
+
+
+@synth.command("ntu")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--samples", type=int, default=200, show_default=True, help="Number of .skeleton files.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--classes", type=int, default=None, help="Number of action classes (default: all synthetic classes).")
+def synth_ntu_cmd(out_dir, samples, seed, classes) -> None:
+    """Write NTU RGB+D-style .skeleton files (CRLF, uint64 body IDs, noise bodies, two-person actions).
+
+    \b
+    Example:
+      skeltools synth ntu raw/ --samples 200 --seed 0
+    """
+    from skeltools.synth import write_ntu_corpus
+
+    kwargs = {} if classes is None else {"num_classes": classes}
+    paths = write_ntu_corpus(out_dir, samples, seed, **kwargs)
+    size = sum(p.stat().st_size for p in paths)
+    click.echo(f"{out_dir}: {len(paths)} .skeleton files, {size / 1e6:.1f} MB")
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def info(store) -> None:
+    """Print what is in a store: dataset, layout, samples, frames, modalities, splits, classes.
+
+    \b
+    Example:
+      skeltools info ntu60.zarr
+    """
+    from skeltools.inspect import describe_store
+
+    click.echo(describe_store(store))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,377 @@
+"""Raw files -> store, over a worker pool, with a per-file error report, atomic publish and resume.
+
+Two phases, both parallel and both independent of the worker count:
+
+1. **Process** contiguous groups of files (sorted by sample id): parse, select bodies, normalize. Each group's
+   frames go to one spill file in the work directory (``.OUT.partial/spill``), its per-file results to a JSON
+   file written after it; only small results travel back to the parent.
+2. **Write** the store shard by shard: every task owns one whole shard, copying its frames from the spill files.
+
+Then the parent writes offsets, ``report.json`` and ``index.parquet`` and renames the store into place. A killed
+run leaves the work directory behind; rerunning the same command reuses every finished group.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from schemas import store as schema
+from schemas.datasets import get_dataset, ntu_missing_samples, parse_ntu_name, read_sample_list
+from skeltools.store import StoreBuilder, StoreError, shard_ranges, work_dir_for, write_frames
+
+GROUP_FILES = 64
+FORMAT_VERSION = 1  # bump when processing changes, so stale spill files are never reused
+
+
+class ConversionError(RuntimeError):
+    """A conversion that cannot publish a store (failed files without --keep-going, nothing to convert, ...)."""
+
+
+@dataclass(frozen=True)
+class NtuOptions:
+    dataset: str = "ntu60"
+    preset: str = "pyskl"
+    align_spine: bool = False
+    max_persons: int = 2
+
+
+@dataclass
+class FileResult:
+    """What happened to one input file."""
+
+    file: str
+    sample_id: str
+    status: str  # "ok" | "skipped" | "failed"
+    length: int = 0
+    n_persons: int = 0
+    reason: str = ""
+    line: int = 0
+    notes: list[str] = field(default_factory=list)
+    nonfinite_body_frames: int = 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Phase 1: one file, one group
+
+
+def process_ntu_file(path: str, options: NtuOptions) -> tuple[FileResult, np.ndarray | None]:
+    """Parse and preprocess one ``.skeleton`` file; never raises for bad input, reports it instead."""
+    from skeltools.presets import EmptySkeletonError, preprocess
+    from skeltools.readers.ntu import SkeletonParseError, read_skeleton
+
+    sample_id = Path(path).name.split(".")[0]
+    try:
+        skel = read_skeleton(path)
+    except SkeletonParseError as exc:
+        return FileResult(path, sample_id, "failed", reason=str(exc), line=exc.line), None
+    nonfinite = ~np.isfinite(skel.xyz).all(axis=(1, 2))
+    if nonfinite.any():
+        skel.xyz[nonfinite] = 0.0  # a body-frame with NaN/inf is stored as zeros and counted
+    try:
+        out = preprocess(skel, options.preset, dataset=options.dataset, align_spine=options.align_spine,
+                         max_persons=options.max_persons)
+    except EmptySkeletonError as exc:
+        return FileResult(path, sample_id, "skipped", reason=str(exc),
+                          nonfinite_body_frames=int(nonfinite.sum())), None
+    data = np.ascontiguousarray(out.data, dtype=np.float32)
+    result = FileResult(path, sample_id, "ok", length=len(data), n_persons=int(out.n_persons),
+                        notes=list(out.notes), nonfinite_body_frames=int(nonfinite.sum()))
+    return result, data
+
+
+def process_group(task: tuple[int, Sequence[str], NtuOptions, str]) -> tuple[int, list[FileResult], float]:
+    """Process one group of files; write its frames to ``spill/NNNNN.npy`` and its results next to it."""
+    group, paths, options, spill_dir = task
+    t0 = time.perf_counter()
+    results, blocks = [], []
+    for path in paths:
+        result, data = process_ntu_file(path, options)
+        results.append(result)
+        if data is not None:
+            blocks.append(data)
+    spill = Path(spill_dir)
+    frames = np.concatenate(blocks) if blocks else np.zeros((0, options.max_persons, 25, 3), np.float32)
+    _atomic_write(spill / f"{group:05d}.npy", lambda fh: np.save(fh, frames))
+    _atomic_write(spill / f"{group:05d}.json",
+                  lambda fh: fh.write(json.dumps([asdict(r) for r in results]).encode()))
+    return group, results, time.perf_counter() - t0
+
+
+def _atomic_write(path: Path, write: Callable) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as fh:
+        write(fh)
+    os.replace(tmp, path)
+
+
+def _load_group(spill: Path, group: int) -> list[FileResult] | None:
+    """The results of a group finished by an earlier (interrupted) run, or None."""
+    done = spill / f"{group:05d}.json"
+    if not (done.exists() and (spill / f"{group:05d}.npy").exists()):
+        return None
+    return [FileResult(**r) for r in json.loads(done.read_text())]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Phase 2: one shard
+
+
+def write_shard(task: tuple[str, int, int, list[tuple[str, int, int, int]]]) -> float:
+    """Copy frames [start, stop) from spill files into the store; ``segments`` are (spill, src, dst, count)."""
+    array_path, start, stop, segments = task
+    t0 = time.perf_counter()
+    first = np.load(segments[0][0], mmap_mode="r")
+    block = np.empty((stop - start, *first.shape[1:]), np.float32)
+    for spill_file, src, dst, count in segments:
+        block[dst - start:dst - start + count] = np.load(spill_file, mmap_mode="r")[src:src + count]
+    write_frames(Path(array_path), start, block)
+    return time.perf_counter() - t0
+
+
+def plan_shards(group_frames: list[tuple[str, int]], shard_frames: int) -> list[tuple[int, int, list]]:
+    """Cut the concatenation of the spill files into shard tasks: (start, stop, [(spill, src, dst, count)])."""
+    total = sum(n for _, n in group_frames)
+    tasks = []
+    starts = np.cumsum([0] + [n for _, n in group_frames])
+    for start, stop in shard_ranges(total, shard_frames):
+        segments = []
+        for (spill, n), g0 in zip(group_frames, starts[:-1]):
+            lo, hi = max(start, g0), min(stop, g0 + n)
+            if lo < hi:
+                segments.append((spill, int(lo - g0), int(lo), int(hi - lo)))
+        tasks.append((start, stop, segments))
+    return tasks
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Driver
+
+
+def find_skeleton_files(inputs: Iterable) -> list[Path]:
+    """``.skeleton`` files under the given folders (recursively) or given directly."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(p for p in item.rglob("*.skeleton") if p.is_file())
+        elif item.exists():
+            files.append(item)
+        else:
+            raise ConversionError(f"{item}: no such file or folder")
+    return files
+
+
+def detect_dataset(names: Iterable[str]) -> str:
+    """ntu120 if any sample is from setup 18+ or action 61+, else ntu60."""
+    for name in names:
+        meta = parse_ntu_name(name)
+        if meta and (meta["setup"] > 17 or meta["action"] > 60):
+            return "ntu120"
+    return "ntu60"
+
+
+def _pool(workers: int):
+    return multiprocessing.get_context("forkserver").Pool(workers)
+
+
+def _run(func, tasks: list, workers: int, desc: str, progress: bool):
+    """Map ``func`` over ``tasks`` (inline for one worker), yielding results as they finish."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress, leave=False)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield func(task)
+                bar.update()
+        else:
+            with _pool(min(workers, len(tasks))) as pool:
+                for result in pool.imap_unordered(func, tasks):
+                    yield result
+                    bar.update()
+    finally:
+        bar.close()
+
+
+def _manifest(files: list[Path], options: NtuOptions, exclusions: frozenset[str]) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    digest.update(",".join(sorted(exclusions)).encode())
+    return {"format": FORMAT_VERSION, "options": asdict(options), "group_files": GROUP_FILES,
+            "inputs": digest.hexdigest()}
+
+
+def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset: str = "pyskl",
+                align_spine: bool = False, workers: int | None = None, exclude_list=None,
+                keep_going: bool = False, overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
+                chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
+                log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Convert NTU RGB+D ``.skeleton`` files into a store at ``output``; return the report."""
+    from skeltools.presets import PRESETS
+    from skeltools import __version__
+
+    if preset not in PRESETS:
+        raise ConversionError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    t_start = time.perf_counter()
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise StoreError(f"{output} already exists (use --overwrite to replace it)")
+    workers = max(1, workers or os.cpu_count() or 1)
+
+    # Inputs, sorted by sample id; names that are not NTU names cannot get labels or splits.
+    by_id: dict[str, Path] = {}
+    results: list[FileResult] = []
+    for path in sorted(find_skeleton_files(inputs), key=lambda p: (p.name, str(p))):
+        sample_id = path.name.split(".")[0]
+        if parse_ntu_name(sample_id) is None or len(sample_id) != 20:
+            results.append(FileResult(str(path), sample_id, "failed",
+                                      reason=f"{path}: expected a file name SsssCcccPpppRrrrAaaa.skeleton"))
+        elif sample_id in by_id:
+            results.append(FileResult(str(path), sample_id, "skipped",
+                                      reason=f"duplicate of {by_id[sample_id]}"))
+        else:
+            by_id[sample_id] = path
+    dataset = dataset or detect_dataset(by_id)
+    spec = get_dataset(dataset)
+    exclusions = ntu_missing_samples(dataset) if exclude_list is None else read_sample_list(exclude_list)
+    todo: list[Path] = []
+    for sample_id, path in by_id.items():
+        action = parse_ntu_name(sample_id)["action"]
+        if sample_id in exclusions:
+            results.append(FileResult(str(path), sample_id, "skipped", reason="on the exclusion list"))
+        elif action > spec.num_classes:
+            results.append(FileResult(str(path), sample_id, "skipped",
+                                      reason=f"action A{action:03d} is not in {dataset}"))
+        else:
+            todo.append(path)
+    if not todo:
+        raise ConversionError(f"no .skeleton files to convert in {', '.join(map(str, inputs))}")
+    options = NtuOptions(dataset=dataset, preset=preset, align_spine=align_spine)
+    log(f"{len(todo)} files to convert as {dataset} with preset {preset} on {workers} worker(s)")
+
+    # Work directory: reuse an interrupted run's finished groups when inputs and options are unchanged.
+    work = work_dir_for(output)
+    spill = work / "spill"
+    manifest = _manifest(todo, options, exclusions)
+    manifest_path = work / "manifest.json"
+    if work.exists() and (not manifest_path.exists() or json.loads(manifest_path.read_text()) != manifest):
+        shutil.rmtree(work)
+    spill.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest))
+
+    groups = [todo[i:i + GROUP_FILES] for i in range(0, len(todo), GROUP_FILES)]
+    group_results: dict[int, list[FileResult]] = {}
+    pending = []
+    for g, paths in enumerate(groups):
+        done = _load_group(spill, g)
+        if done is not None and [r.file for r in done] == list(map(str, paths)):
+            group_results[g] = done
+        else:
+            pending.append((g, list(map(str, paths)), options, str(spill)))
+    if len(pending) < len(groups):
+        log(f"resuming: {len(groups) - len(pending)} of {len(groups)} groups already processed")
+    t0 = time.perf_counter()
+    process_seconds = 0.0
+    for g, res, seconds in _run(process_group, pending, workers, "parse+preprocess", progress):
+        group_results[g] = [FileResult(**asdict(r)) for r in res]
+        process_seconds += seconds
+    t_process = time.perf_counter() - t0
+
+    for g in range(len(groups)):
+        results.extend(group_results[g])
+    ok = [r for g in range(len(groups)) for r in group_results[g] if r.status == "ok"]
+    failed = [r for r in results if r.status == "failed"]
+    skipped = [r for r in results if r.status == "skipped"]
+    report = {
+        "source": "ntu-skeleton",
+        "dataset": dataset,
+        "preset": preset,
+        "align_spine": align_spine,
+        "inputs": [str(i) for i in inputs],
+        "counts": {"files": len(results), "input_bytes": sum(Path(r.file).stat().st_size for r in results),
+                   "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
+                   "frames": int(sum(r.length for r in ok)),
+                   "nonfinite_body_frames": int(sum(r.nonfinite_body_frames for r in results))},
+        "failed": [{"file": r.file, "line": r.line, "error": r.reason} for r in failed],
+        "skipped": [{"file": r.file, "sample_id": r.sample_id, "reason": r.reason} for r in skipped],
+        "notes": {r.sample_id: r.notes for r in ok if r.notes},
+        "nonfinite_body_frames": {r.sample_id: r.nonfinite_body_frames for r in results if r.nonfinite_body_frames},
+        "workers": workers,
+    }
+    if failed and not keep_going:
+        raise ConversionError(
+            f"{len(failed)} of {len(results)} files failed; no store was written (first: {failed[0].reason}). "
+            f"Fix them, or rerun with --keep-going to publish without them (finished work in {work} is reused)."
+        )
+    if not ok:
+        raise ConversionError(f"no sample could be converted ({len(skipped)} skipped, {len(failed)} failed)")
+
+    # Phase 2: shard-owned writes.
+    t0 = time.perf_counter()
+    lengths = np.array([r.length for r in ok], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    group_frames = [(str(spill / f"{g:05d}.npy"), sum(r.length for r in group_results[g] if r.status == "ok"))
+                    for g in range(len(groups))]
+    group_frames = [(f, n) for f, n in group_frames if n]
+    builder = StoreBuilder(output, work, int(offsets[-1]), (options.max_persons, 25, 3), shard_frames, chunk_frames)
+    builder.create(_attrs(spec, options, len(ok), int(offsets[-1]), __version__))
+    shard_tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(group_frames, shard_frames)]
+    write_seconds = sum(_run(write_shard, shard_tasks, workers, "write shards", progress))
+    t_write = time.perf_counter() - t0
+
+    report["timings"] = {"process_wall_s": round(t_process, 3), "process_cpu_s": round(process_seconds, 3),
+                         "write_wall_s": round(t_write, 3), "write_cpu_s": round(write_seconds, 3),
+                         "total_s": round(time.perf_counter() - t_start, 3)}
+    builder.publish(offsets, _ntu_index(ok, spec, dataset), report, overwrite=overwrite)
+    return report
+
+
+def _attrs(spec, options: NtuOptions, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:
+    from skeltools.presets import describe_preset
+
+    return {
+        "schema": schema.SCHEMA_VERSION,
+        "dataset": spec.name,
+        "layout": spec.layout,
+        "coords": "xyz",
+        "persons": options.max_persons,
+        "num_samples": num_samples,
+        "num_frames": num_frames,
+        "preset": options.preset,
+        "preprocessing": describe_preset(options.preset, dataset=options.dataset, align_spine=options.align_spine),
+        "class_names": list(spec.class_names),
+        "source": "ntu-skeleton",
+        "frame_rate": 30,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "skeltools_version": version,
+    }
+
+
+def _ntu_index(ok: list[FileResult], spec, dataset: str):
+    import pyarrow as pa
+
+    metas = [parse_ntu_name(r.sample_id) for r in ok]
+    columns: dict[str, Any] = {
+        "sample_id": [r.sample_id for r in ok],
+        "label": [m["action"] - 1 for m in metas],
+        "length": [r.length for r in ok],
+        "n_persons": [r.n_persons for r in ok],
+    }
+    for name in schema.SOURCE_COLUMNS["ntu"]:
+        columns[name] = [m[name] for m in metas]
+    flags = [spec.split_flags(m) for m in metas]
+    for name in spec.split_columns():
+        columns[name] = [f[name] for f in flags]
+    table_schema = schema.index_schema(schema.SOURCE_COLUMNS["ntu"], spec.split_columns(),
+                                       {"dataset": dataset, "schema": str(schema.SCHEMA_VERSION)})
+    return pa.Table.from_pydict(columns, schema=table_schema)

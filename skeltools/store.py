@@ -1,0 +1,232 @@
+"""SkeletonStore: the zarr v3 store of concatenated frames + offsets + ``index.parquet`` (schema in schemas.store).
+
+Writing: ``StoreBuilder`` creates the store inside a hidden sibling work directory (``.NAME.partial/store``);
+writers fill whole shards (each shard has one owner, so parallel writers never race); ``publish`` writes the
+offsets, ``report.json`` and ``index.parquet`` (last), then renames the directory into place. A store at the
+target path is therefore always complete.
+
+Reading: ``SkeletonStore.open(path)``; ``len(store)``; ``store[i]`` -> ``(T, M, V, C)`` float32 joints;
+``store.read(i, modality)``; ``store.index`` (pyarrow Table); ``store.rows(split)``; ``store.load()``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from schemas import store as schema
+
+
+class StoreError(ValueError):
+    """A store that is missing, incomplete or does not follow the schema."""
+
+
+def work_dir_for(target: Path) -> Path:
+    """The hidden sibling directory where ``target`` is built (and an interrupted build is resumed from)."""
+    target = Path(target)
+    return target.parent / f".{target.name}.partial"
+
+
+def _codecs():
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    return (ZstdCodec(level=3), Crc32cCodec())
+
+
+def create_frame_array(group, name: str, shape: tuple[int, ...], shard_frames: int, chunk_frames: int):
+    """A float32 (F, M, V, C) array chunked along frames, sharded, zstd-compressed and checksummed."""
+    frame_shape = tuple(shape[1:])
+    return group.create_array(
+        name,
+        shape=shape,
+        dtype="float32",
+        chunks=(chunk_frames, *frame_shape),
+        shards=(shard_frames, *frame_shape),
+        compressors=_codecs(),
+        fill_value=0.0,
+        dimension_names=schema.FRAME_DIMS,
+    )
+
+
+def shard_ranges(num_frames: int, shard_frames: int) -> list[tuple[int, int]]:
+    """The [start, stop) frame range of every shard: the unit of parallel writing."""
+    return [(s, min(s + shard_frames, num_frames)) for s in range(0, num_frames, shard_frames)]
+
+
+def write_frames(array_path: Path, start: int, block: np.ndarray) -> None:
+    """Write ``block`` at frame ``start`` of the array at ``array_path``; the caller owns those whole shards."""
+    import zarr
+
+    zarr.open_array(str(array_path), mode="r+")[start:start + len(block)] = block
+
+
+@dataclass
+class StoreBuilder:
+    """A store under construction in ``work_dir/store``."""
+
+    target: Path
+    work_dir: Path
+    num_frames: int
+    frame_shape: tuple[int, int, int]
+    shard_frames: int = schema.SHARD_FRAMES
+    chunk_frames: int = schema.CHUNK_FRAMES
+
+    @property
+    def path(self) -> Path:
+        return self.work_dir / "store"
+
+    def array_path(self, name: str = "joint") -> Path:
+        return self.path / name
+
+    def create(self, attrs: dict[str, Any]) -> None:
+        """Create the group and an empty joint array (existing partial content at this path is replaced)."""
+        import zarr
+
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        group = zarr.open_group(str(self.path), mode="w-")
+        group.attrs.update(attrs)
+        create_frame_array(group, "joint", (self.num_frames, *self.frame_shape), self.shard_frames, self.chunk_frames)
+
+    def publish(self, offsets: np.ndarray, index, report: dict[str, Any], overwrite: bool = False) -> Path:
+        """Write offsets, report and index (last), then move the finished store to ``target`` atomically."""
+        import pyarrow.parquet as pq
+        import zarr
+
+        group = zarr.open_group(str(self.path), mode="r+")
+        group.create_array("offsets", data=np.asarray(offsets, dtype=np.int64), dimension_names=("sample_edge",))
+        (self.path / "report.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
+        pq.write_table(index, self.path / "index.parquet", compression="zstd")
+        return publish_dir(self.path, self.target, overwrite=overwrite, cleanup=self.work_dir)
+
+
+def publish_dir(built: Path, target: Path, *, overwrite: bool, cleanup: Path | None = None) -> Path:
+    """Rename the finished directory ``built`` to ``target``; an old target is swapped out, then removed."""
+    target = Path(target)
+    old = None
+    if target.exists():
+        if not overwrite:
+            raise StoreError(f"{target} already exists (use --overwrite to replace it)")
+        old = target.parent / f".{target.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(target, old)
+    os.replace(built, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    if cleanup is not None:
+        shutil.rmtree(cleanup, ignore_errors=True)
+    return target
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@dataclass
+class SkeletonStore:
+    """Read-only view of a finished store."""
+
+    path: Path
+    attrs: dict[str, Any]
+    offsets: np.ndarray
+    index: Any  # pyarrow.Table
+    _group: Any = field(repr=False)
+    _arrays: dict[str, Any] = field(default_factory=dict, repr=False)
+    _loaded: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def open(cls, path) -> "SkeletonStore":
+        import pyarrow.parquet as pq
+        import zarr
+
+        path = Path(path)
+        if not (path / "zarr.json").is_file():
+            partial = work_dir_for(path)
+            hint = f" (an interrupted conversion is in {partial}; rerun it to resume)" if partial.exists() else ""
+            raise StoreError(f"{path}: not a skeltools store, no zarr.json{hint}")
+        if not (path / "index.parquet").is_file():
+            raise StoreError(f"{path}: index.parquet is missing; the store is incomplete")
+        group = zarr.open_group(str(path), mode="r")
+        index = pq.read_table(path / "index.parquet")
+        arrays = {name: group[name] for name in schema.ARRAYS if name in group}
+        problems = schema.validate(
+            dict(group.attrs),
+            {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()},
+            {f.name: str(f.type) for f in index.schema},
+            index.num_rows,
+        )
+        if problems:
+            raise StoreError(f"{path}: does not follow store schema {schema.SCHEMA_VERSION}: " + "; ".join(problems))
+        offsets = arrays.pop("offsets")[:]
+        return cls(path, dict(group.attrs), offsets, index, group, arrays)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.read(i)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(name for name in schema.MODALITIES if name in self._arrays)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.attrs["class_names"])
+
+    @property
+    def split_columns(self) -> list[str]:
+        import pyarrow as pa
+
+        return [f.name for f in self.index.schema if f.type == pa.bool_()]
+
+    @property
+    def report(self) -> dict[str, Any]:
+        report_path = self.path / "report.json"
+        return json.loads(report_path.read_text()) if report_path.exists() else {}
+
+    def array(self, modality: str = "joint"):
+        """The whole (F, M, V, C) array of a modality: numpy after ``load()``, else the zarr array."""
+        if modality in self._loaded:
+            return self._loaded[modality]
+        if modality not in self._arrays:
+            raise StoreError(f"{self.path}: no {modality!r} array (present: {', '.join(self.modalities)}; "
+                             f"run `skeltools modalities {self.path}`)")
+        return self._arrays[modality]
+
+    def read(self, i: int, modality: str = "joint") -> np.ndarray:
+        """Sample ``i`` as (T, M, V, C) float32."""
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"sample {i} out of range for a store of {n} samples")
+        i %= n
+        return np.asarray(self.array(modality)[self.offsets[i]:self.offsets[i + 1]])
+
+    def rows(self, split: str | None = None) -> np.ndarray:
+        """Sample positions of a split column (``xsub_train``, ...); all samples for None."""
+        if split is None:
+            return np.arange(len(self))
+        if split not in self.split_columns:
+            raise StoreError(f"{self.path}: no split {split!r} (splits: {', '.join(self.split_columns) or 'none'})")
+        return np.flatnonzero(self.index.column(split).to_numpy(zero_copy_only=False))
+
+    def load(self, modalities=None) -> "SkeletonStore":
+        """Read whole arrays into RAM (all present modalities by default); reads then slice numpy arrays."""
+        for name in modalities or self.modalities:
+            if name not in self._loaded:
+                self._loaded[name] = self.array(name)[:]
+        return self
