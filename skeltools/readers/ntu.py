@@ -340,6 +340,8 @@ def _parse_bytes(buf):
             nb += 1
         if status != _OK:
             break
+    if status == _FIELD_COUNT and p >= buf.size:
+        status = _EOF  # a line cut short by the end of the file
     if status == _OK:
         count, q, bad = _skip_fields(buf, p)
         if count != 0 or bad >= 0:
