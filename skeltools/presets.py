@@ -1,0 +1,111 @@
+"""NTU RGB+D preprocessing presets: body selection + normalization, named after the reference they reproduce.
+
+``preprocess(skel, preset)`` is the single entry point; it returns ``(T, M, 25, 3)`` float32 joints.
+
+``pyskl`` (default)  pyskl ``tools/data/ntu_preproc.py`` selection, then ``PreNormalize3D`` centring (main
+                     person first, frames without it dropped, fixed first-frame origin); spine/shoulder rotation
+                     only with ``align_spine=True``. Float32 throughout (pyskl stores float16). Variable length.
+``ctrgcn``           CTR-GCN denoising (``get_raw_denoised_data.py``) + ``seq_translation``; a one-actor sample
+                     gets a zero second actor on NTU60 and a copy of the actor on NTU120 (``align_frames``).
+                     Variable length (no padding to the batch maximum).
+``msg3d``            2s-AGCN / MS-G3D ``read_xyz`` slot selection + ``pre_normalization``: loop-padded to 300
+                     frames (longer samples keep all their frames), per-frame centring, spine -> +z and
+                     shoulders -> +x.
+``none``             the first ``max_persons`` bodies of every frame by slot, raw camera coordinates, every header
+                     frame kept, zeros where absent.
+
+Where a reference crashes, the preset does not: a sample with nothing to keep raises
+:class:`EmptySkeletonError` with the reason; the MS-G3D >300-frame crash keeps every frame instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from skeltools import normalize as nz
+from skeltools import select as sel
+
+PRESETS = ("pyskl", "ctrgcn", "msg3d", "none")
+DATASETS = ("ntu60", "ntu120")
+
+
+class EmptySkeletonError(ValueError):
+    """The sample has nothing to keep: 0 frames, every frame empty, or every body removed by denoising."""
+
+
+@dataclass(frozen=True)
+class PresetResult:
+    """data       float32 (T, M, 25, 3): frames, persons (zero-filled when absent), joints, xyz
+    n_persons  how many real persons were kept (persons with any non-zero value; a CTR-GCN NTU120 copy of
+               the actor is not counted), 0..M
+    notes      human-readable remarks on what the preset did to this sample
+    """
+
+    data: np.ndarray
+    n_persons: int
+    notes: tuple[str, ...]
+
+
+def _fit_persons(kp: np.ndarray, m: int) -> np.ndarray:
+    """Truncate or zero-pad the person axis of ``(P, T, V, C)`` to ``m``."""
+    if kp.shape[0] >= m:
+        return kp[:m]
+    pad = np.zeros((m - kp.shape[0],) + kp.shape[1:], kp.dtype)
+    return np.concatenate([kp, pad])
+
+
+def _count_persons(kp: np.ndarray) -> int:
+    return int(np.any(kp.reshape(kp.shape[0], -1) != 0, axis=1).sum())
+
+
+def _run(skel, preset: str, dataset: str, align_spine: bool, m: int) -> tuple[np.ndarray, int, list[str]]:
+    """Dispatch to the preset; returns person-major ``(M, T, V, C)`` data, real persons, notes."""
+    if preset == "pyskl":
+        kp, notes = sel.select_pyskl(skel)
+        kp, more = nz.pyskl_prenormalize(kp, align_spine)
+        kp = _fit_persons(kp, m)
+        return kp, _count_persons(kp), notes + more
+    if preset == "ctrgcn":
+        kp, notes = sel.select_ctrgcn(skel)
+        kp = _fit_persons(nz.ctrgcn_seq_translation(kp), min(m, 2))
+        real = _count_persons(kp)
+        kp, more = nz.ctrgcn_second_actor(kp, dataset) if m >= 2 else (kp, [])
+        return _fit_persons(kp, m), real, notes + more
+    if preset == "msg3d":
+        kp, notes = sel.select_msg3d(skel, m)
+        kp, more = nz.msg3d_pre_normalization(kp)
+        return kp, _count_persons(kp), notes + more
+    kp, notes = sel.select_none(skel, m)
+    return kp, _count_persons(kp), notes
+
+
+def preprocess(skel, preset: str = "pyskl", *, dataset: str = "ntu60", align_spine: bool = False,
+               max_persons: int = 2) -> PresetResult:
+    """Select the persons of one parsed NTU sample and normalise them as ``preset`` does.
+
+    skel         a :class:`skeltools.readers.ntu.SkeletonFile` (finite body-frames only)
+    preset       one of :data:`PRESETS`
+    dataset      ``"ntu60"`` or ``"ntu120"``; only changes ``ctrgcn``'s second actor of one-actor samples
+    align_spine  ``pyskl`` only: also rotate the spine onto +z and the shoulders onto +x (``msg3d`` always does)
+    max_persons  M, the person axis of the result
+
+    Returns a :class:`PresetResult`; raises :class:`EmptySkeletonError` when nothing can be kept and
+    ``ValueError`` for an unknown preset or dataset.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
+    if max_persons < 1:
+        raise ValueError(f"max_persons must be at least 1, got {max_persons}")
+    if skel.num_frames == 0:
+        raise EmptySkeletonError("the file has 0 frames")
+    if len(skel.frame) == 0:
+        raise EmptySkeletonError(f"all {skel.num_frames} frames are empty (no body in any frame)")
+    try:
+        kp, real, notes = _run(skel, preset, dataset, align_spine, max_persons)
+    except sel.NothingToKeep as err:
+        raise EmptySkeletonError(str(err)) from None
+    data = np.ascontiguousarray(kp.transpose(1, 0, 2, 3), dtype=np.float32)
+    return PresetResult(data=data, n_persons=real, notes=tuple(notes))
