@@ -127,5 +127,35 @@ def info(store) -> None:
     click.echo(describe_store(store))
 
 
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
+              help="Folder for the synthetic raw files and the store.")
+@click.option("--samples", type=int, default=240, show_default=True)
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+def demo(out, samples, workers) -> None:
+    """Run the main job end to end on a synthetic NTU corpus: synth -> convert -> info.
+
+    \b
+    Example:
+      skeltools demo --out demo/
+    """
+    from skeltools.convert import convert_ntu
+    from skeltools.inspect import describe_store
+    from skeltools.synth import write_ntu_corpus
+
+    raw, store = out / "raw", out / "ntu.zarr"
+    t0 = time.perf_counter()
+    paths = write_ntu_corpus(raw, samples, 0)
+    click.echo(f"[1/3] synth: {len(paths)} .skeleton files in {raw} ({time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    report = convert_ntu([raw], store, workers=workers, exclude_list=(), overwrite=True,
+                         log=lambda m: click.echo(f"      {m}"))
+    c = report["counts"]
+    click.echo(f"[2/3] convert: {c['converted']} samples, {c['frames']} frames, {c['skipped']} skipped, "
+               f"{c['failed']} failed ({time.perf_counter() - t0:.1f} s)")
+    click.echo("[3/3] info:")
+    click.echo(describe_store(store))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -216,7 +216,11 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
                 keep_going: bool = False, overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
                 chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
                 log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Convert NTU RGB+D ``.skeleton`` files into a store at ``output``; return the report."""
+    """Convert NTU RGB+D ``.skeleton`` files into a store at ``output``; return the report.
+
+    ``exclude_list``: None for the official missing-skeleton list of ``dataset``, a file of sample names, or a
+    collection of names (empty: exclude nothing).
+    """
     from skeltools.presets import PRESETS
     from skeltools import __version__
 
@@ -243,7 +247,12 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
             by_id[sample_id] = path
     dataset = dataset or detect_dataset(by_id)
     spec = get_dataset(dataset)
-    exclusions = ntu_missing_samples(dataset) if exclude_list is None else read_sample_list(exclude_list)
+    if exclude_list is None:
+        exclusions = ntu_missing_samples(dataset)
+    elif isinstance(exclude_list, (str, os.PathLike)):
+        exclusions = read_sample_list(exclude_list)
+    else:
+        exclusions = frozenset(exclude_list)
     todo: list[Path] = []
     for sample_id, path in by_id.items():
         action = parse_ntu_name(sample_id)["action"]
