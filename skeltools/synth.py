@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from schemas.datasets import ntu_class_names, ntu_missing_samples
 from schemas.layouts import NTU25
 
 FPS = 30.0
@@ -56,9 +57,12 @@ class Drive:
 @dataclass(frozen=True)
 class ActionClass:
     action: int   # 1-based NTU action id
-    name: str
     persons: int
     motion: Callable[[np.random.Generator, np.ndarray, np.ndarray], tuple[list[Drive], float]]
+
+    @property
+    def name(self) -> str:
+        return ntu_class_names()[self.action - 1]
 
 
 @dataclass(frozen=True)
@@ -327,22 +331,20 @@ def _handshaking(rng, t, r):
     return actors, gap
 
 
-# Every action id here is absent from the official missing-skeleton lists except A052, whose two listed
-# names are skipped by ``sample_names``. The order makes every prefix mix one- and two-person classes.
+# NTU60 actions, ordered so that every prefix mixes one- and two-person classes.
 CLASSES: tuple[ActionClass, ...] = (
-    ActionClass(58, "handshaking", 2, _handshaking),
-    ActionClass(27, "jump up", 1, _jump_up),
-    ActionClass(38, "salute", 1, _salute),
-    ActionClass(52, "pushing other person", 2, _pushing),
-    ActionClass(39, "put the palms together", 1, _palms_together),
-    ActionClass(46, "touch back (backache)", 1, _touch_back),
-    ActionClass(56, "giving something to other person", 2, _giving),
-    ActionClass(41, "sneeze/cough", 1, _sneeze),
-    ActionClass(47, "touch neck (neckache)", 1, _touch_neck),
-    ActionClass(53, "pat on back of other person", 2, _pat_on_back),
+    ActionClass(58, 2, _handshaking),
+    ActionClass(27, 1, _jump_up),
+    ActionClass(38, 1, _salute),
+    ActionClass(52, 2, _pushing),
+    ActionClass(39, 1, _palms_together),
+    ActionClass(46, 1, _touch_back),
+    ActionClass(56, 2, _giving),
+    ActionClass(41, 1, _sneeze),
+    ActionClass(47, 1, _touch_neck),
+    ActionClass(53, 2, _pat_on_back),
 )
 _BY_ACTION = {c.action: c for c in CLASSES}
-_OFFICIALLY_MISSING = frozenset({"S006C002P016R001A052", "S007C001P028R001A052"})
 
 
 # --- scene ----------------------------------------------------------------------------------------------------
@@ -508,10 +510,11 @@ def _assemble(name: str, num_frames: int, tracks: list[_Track]) -> SynthSample:
     frame = np.concatenate([tr.frames for tr in tracks])
     slot = np.concatenate([np.full(len(tr.frames), k) for k, tr in enumerate(tracks)])
     order = np.lexsort((slot, frame))
-    xyz = np.concatenate([tr.xyz for tr in tracks])[order]
 
     def cat(field):
         return np.concatenate([getattr(tr, field) for tr in tracks])[order]
+
+    xyz = cat("xyz")
 
     return SynthSample(
         name=name,
@@ -623,10 +626,13 @@ def corpus_actions(samples: int, num_classes: int | None = None,
 
 def sample_names(actions: list[int], dataset: str = "ntu60") -> list[str]:
     """Distinct SsssCcccPpppRrrrAaaa names, spread so that consecutive samples change camera, performer and
-    setup: any ten samples already put samples on both sides of X-Sub, X-View and X-Set."""
-    setups, performers = {"ntu60": (17, 40), "ntu120": (32, 106)}[_check_dataset(dataset)]
+    setup: any ten samples already put samples on both sides of X-Sub, X-View and X-Set. Names on the official
+    missing-skeleton lists are skipped, since converters exclude them by default."""
+    if dataset not in ("ntu60", "ntu120"):
+        raise ValueError(f"dataset must be 'ntu60' or 'ntu120', got {dataset!r}")
+    setups, performers = {"ntu60": (17, 40), "ntu120": (32, 106)}[dataset]
     cells = setups * 3 * performers * 2
-    used: set[str] = set()
+    used = set(ntu_missing_samples("ntu120"))   # a superset of the ntu60 list
     names = []
     for n, action in enumerate(actions):
         cell = (((n % setups) * 3 + n % 3) * performers + n % performers) * 2 + (n // 3) % 2
@@ -635,20 +641,14 @@ def sample_names(actions: list[int], dataset: str = "ntu60") -> list[str]:
             c, rest = divmod(rest, performers * 2)
             p, r = divmod(rest, 2)
             name = f"S{s + 1:03d}C{c + 1:03d}P{p + 1:03d}R{r + 1:03d}A{action:03d}"
-            if name not in used and name not in _OFFICIALLY_MISSING:
+            if name not in used:
                 break
             cell = (cell + 1) % cells
         else:
-            raise ValueError(f"more than {cells} samples of action A{action:03d} do not fit {dataset} names")
+            raise ValueError(f"too many samples of action A{action:03d} for the {cells} {dataset} names")
         used.add(name)
         names.append(name)
     return names
-
-
-def _check_dataset(dataset: str) -> str:
-    if dataset not in ("ntu60", "ntu120"):
-        raise ValueError(f"dataset must be 'ntu60' or 'ntu120', got {dataset!r}")
-    return dataset
 
 
 def write_ntu_corpus(

@@ -6,10 +6,10 @@ import re
 import numpy as np
 import pytest
 
+from schemas.datasets import get_dataset, parse_ntu_name
 from skeltools import synth
 
 NAME = re.compile(r"^S(\d{3})C(00[123])P(\d{3})R(00[12])A(\d{3})$")
-NTU60_XSUB_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
 ZERO_ORIENTATION_1BASED = {4, 16, 20, 22, 23, 24, 25}
 CORPUS_FILES = 50
 
@@ -98,9 +98,11 @@ def test_file_names_sizes_and_splits(corpus):
     names = [p.stem for p in corpus]
     fields = [tuple(map(int, NAME.match(n).groups())) for n in names]
     assert len(set(names)) == len(names)
-    for rule in (lambda s, c, p, r, a: p in NTU60_XSUB_TRAIN, lambda s, c, p, r, a: c != 1,
-                 lambda s, c, p, r, a: s % 2 == 0):
-        assert {rule(*f) for f in fields} == {True, False}
+    for dataset in ("ntu60", "ntu120"):                                # xsub, xview, xset
+        spec = get_dataset(dataset)
+        flags = [spec.split_flags(parse_ntu_name(n)) for n in names[:10]]
+        for protocol in spec.protocols:
+            assert {f[f"{protocol}_train"] for f in flags} == {True, False}, (dataset, protocol)
     assert [f[4] for f in fields[:10]] == [c.action for c in synth.CLASSES]
     sizes = np.array([p.stat().st_size for p in corpus])
     assert 200e3 < sizes.mean() < 350e3 and sizes.min() > 80e3
