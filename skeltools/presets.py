@@ -47,6 +47,57 @@ class PresetResult:
     notes: tuple[str, ...]
 
 
+_DESCRIPTIONS = {
+    "pyskl": {
+        "reference": "pyskl tools/data/ntu_preproc.py + PreNormalize3D",
+        "selection": "bodyID tracks; drop <= 11-frame bodies; spread denoising on every body; stable sort by "
+                     "motion; interval merge into 2 persons (exclusive ends); leading/trailing empty frames "
+                     "trimmed; persons swapped when person 0 is absent from frame 0",
+        "normalization": "main person (more frames) first; frames without it dropped; origin = its joint 1 in "
+                         "the first kept frame, subtracted from non-zero joints",
+        "frames": "variable length",
+    },
+    "ctrgcn": {
+        "reference": "CTR-GCN get_raw_denoised_data.py + seq_transformation.py (seq_translation, align_frames)",
+        "selection": "bodyID tracks; drop <= 11-frame bodies; spread denoising until one body is left; stable "
+                     "sort by motion; interval merge into 2 actors (inclusive ends); frames without any actor "
+                     "removed",
+        "normalization": "origin = actor 1's joint 1 in its first non-zero frame, subtracted everywhere; frames "
+                         "missing for an actor re-zeroed",
+        "frames": "variable length (no padding)",
+    },
+    "msg3d": {
+        "reference": "2s-AGCN / MS-G3D data_gen/ntu_gendata.py read_xyz + preprocess.py pre_normalization",
+        "selection": "first 4 bodies of each frame by slot; top 2 by energy (sum of per-axis std over non-zero "
+                     "frames)",
+        "normalization": "null-frame padding (compaction when frame 0 is empty, loop padding of the tail); "
+                         "per-frame centring on person 0's joint 1; spine (0->1) to +z; shoulders (4->8) to +x",
+        "frames": "300 (longer samples keep every frame)",
+    },
+    "none": {
+        "reference": "st-gcn style raw slots",
+        "selection": "first bodies of each frame by slot position",
+        "normalization": "none (raw camera coordinates)",
+        "frames": "every header frame, empty frames are zeros",
+    },
+}
+
+
+def describe_preset(preset: str, *, dataset: str = "ntu60", align_spine: bool = False) -> dict:
+    """A JSON-serialisable description of what ``preset`` does (stored in a store's attributes)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    info = {"preset": preset, **_DESCRIPTIONS[preset], "dtype": "float32", "missing_persons": "zeros"}
+    if preset == "pyskl":
+        info["align_spine"] = bool(align_spine)
+        if align_spine:
+            info["normalization"] += "; spine (0->1) to +z, then shoulders (4->8) to +x"
+    if preset == "ctrgcn":
+        info["dataset"] = dataset
+        info["missing_persons"] = "copy of the actor" if dataset == "ntu120" else "zeros"
+    return info
+
+
 def _fit_persons(kp: np.ndarray, m: int) -> np.ndarray:
     """Truncate or zero-pad the person axis of ``(P, T, V, C)`` to ``m``."""
     if kp.shape[0] >= m:
@@ -68,7 +119,7 @@ def _run(skel, preset: str, dataset: str, align_spine: bool, m: int) -> tuple[np
         return kp, _count_persons(kp), notes + more
     if preset == "ctrgcn":
         kp, notes = sel.select_ctrgcn(skel)
-        kp = _fit_persons(nz.ctrgcn_seq_translation(kp), min(m, 2))
+        kp = nz.ctrgcn_seq_translation(kp)[:m]
         real = _count_persons(kp)
         kp, more = nz.ctrgcn_second_actor(kp, dataset) if m >= 2 else (kp, [])
         return _fit_persons(kp, m), real, notes + more

@@ -16,9 +16,10 @@ One function per preset, each a faithful re-statement of the reference it is nam
 Axis order of every person array returned here: ``(P, T, V, C)`` = persons, frames, 25 joints, xyz
 (person-major, as the references hold them); ``skeltools.presets`` turns it into ``(T, M, V, C)``.
 
-Input: a :class:`skeltools.readers.ntu.SkeletonFile` whose body-frames are finite. A frame counts as
-non-empty when at least one body-frame of the input lies in it (so a frame whose only bodies were dropped
-upstream for NaN values is treated as a 0-body frame).
+Input: a :class:`skeltools.readers.ntu.SkeletonFile` whose body-frames are finite (the converter zeroes a
+body-frame holding NaN/inf; a caller may also drop it). A frame counts as non-empty when at least one
+body-frame of the input lies in it, so a frame whose only bodies were dropped upstream is a 0-body frame,
+while a zeroed body-frame still counts, as the NaN body did in the references.
 
 Numerical fidelity: motions are ``sum(var(joints.reshape(-1, 3), axis=0))`` on the float32 joints, exactly as both
 bodyID-based references compute them; the spread test compares ``float32`` extents in float64, as
