@@ -39,8 +39,9 @@ _REST_LEFT = {"Shoulder": (-.17, .49, 0), "Elbow": (-.20, .22, .01), "Wrist": (-
               "Foot": (-.09, -.86, -.08)}
 
 # Kinect v2 camera model fitted on genuine NTU files: depth (512x424) and colour (1920x1080) pixels of x, y, z.
-_DEPTH = (364.8, 260.3, -367.7, 209.3)          # fx, cx, fy, cy
-_COLOUR = (1043.9, -43.47, 986.5, -1036.0, -249.4, 621.7)
+# The colour camera sits beside the depth camera, hence its parallax term (pixels x metres / z).
+_DEPTH = (364.8, 260.3, -367.7, 209.3)                      # fx, cx, fy, cy
+_COLOUR = (1043.9, -43.47, 986.5, -1036.0, -249.4, 621.7)   # fx, parallax x, cx, fy, parallax y, cy
 
 
 @dataclass
@@ -260,7 +261,7 @@ def _sneeze(rng, t, r):
 
 def _touch_back(rng, t, r):
     a = _still(t)
-    rub = 0.04 * np.sin(2 * np.pi * rng.uniform(1.5, 2.5) * t)
+    rub = rng.uniform(0.03, 0.05) * np.sin(2 * np.pi * rng.uniform(1.5, 2.5) * t)
     a.goal[1] = _xyz(t, 0.07, r[J["SpineMid"], 1] - 0.08 + rub, 0.13)
     a.reach[1] = _hold(t, *_window(rng, t))
     a.bend = -0.08 * a.reach[1]
@@ -269,7 +270,7 @@ def _touch_back(rng, t, r):
 
 def _touch_neck(rng, t, r):
     a = _still(t)
-    rub = 0.03 * np.sin(2 * np.pi * rng.uniform(1.5, 2.5) * t)
+    rub = rng.uniform(0.02, 0.04) * np.sin(2 * np.pi * rng.uniform(1.5, 2.5) * t)
     a.goal[1] = r[J["Neck"]] + _xyz(t, 0.04 + rub, 0.0, 0.07)
     a.reach[1] = _hold(t, *_window(rng, t))
     a.nod = 0.3 * a.reach[1]
@@ -278,7 +279,7 @@ def _touch_neck(rng, t, r):
 
 def _pushing(rng, t, r):
     pusher, pushed = _still(t), _still(t)
-    start, end, ramp = _window(rng, t)
+    start, _, ramp = _window(rng, t)
     gap = rng.uniform(0.75, 0.95)
     hit = start + ramp
     step = 0.12 * _ramp((t - start) / ramp)
@@ -286,7 +287,7 @@ def _pushing(rng, t, r):
     chest = r[J["SpineShoulder"], 1] - 0.1
     for k, sign in ((0, -1), (1, 1)):
         pusher.goal[k] = _xyz(t, 0.15 * sign, chest, -(gap - step + back - 0.14))
-    pusher.reach[:] = _hold(t, start, hit + 0.4, ramp)
+    pusher.reach[:] = _hold(t, start, hit + 0.3 + ramp, ramp)
     pusher.root[:, 2] = -step
     pushed.root[:, 2] = back
     pushed.bend = -0.2 * _bump(t, hit + 0.15, 0.15)
@@ -297,7 +298,7 @@ def _pat_on_back(rng, t, r):
     patter, patted = _still(t), _still(t)
     gap = rng.uniform(0.45, 0.6)
     hold = _hold(t, *_window(rng, t))
-    pat = 0.05 * np.abs(np.sin(np.pi * rng.uniform(2.0, 3.0) * t))
+    pat = rng.uniform(0.04, 0.06) * np.abs(np.sin(np.pi * rng.uniform(2.0, 3.0) * t))
     patter.goal[1] = _xyz(t, 0.14, r[J["SpineShoulder"], 1] - 0.06 + pat, -(gap + 0.08))
     patter.reach[1] = hold
     patter.root[:, 2] = -0.15 * hold
@@ -322,7 +323,7 @@ def _handshaking(rng, t, r):
     actors = [_still(t), _still(t)]
     hold = _hold(t, *_window(rng, t))
     gap = rng.uniform(0.75, 0.95)
-    pump = 0.04 * np.sin(2 * np.pi * rng.uniform(2.0, 3.0) * t) * hold
+    pump = rng.uniform(0.03, 0.05) * np.sin(2 * np.pi * rng.uniform(2.0, 3.0) * t) * hold
     step = 0.1 * hold
     for actor in actors:
         actor.root[:, 2] = -step
@@ -348,13 +349,14 @@ _BY_ACTION = {c.action: c for c in CLASSES}
 
 
 # --- scene ----------------------------------------------------------------------------------------------------
-def _sway(rng: np.random.Generator, t: np.ndarray, drive: Drive) -> None:
-    """Idle motion every real actor has: a slow sway of the hips and a little breathing of the torso."""
+def _vary(rng: np.random.Generator, t: np.ndarray, drive: Drive) -> None:
+    """What makes two takes differ: a slow sway of the hips, breathing, hands placed a little differently."""
     f = rng.uniform(0.15, 0.5, 3)
     p = rng.uniform(0, 2 * np.pi, 3)
     drive.root[:, 0] += 0.015 * np.sin(2 * np.pi * f[0] * t + p[0])
     drive.root[:, 2] += 0.015 * np.sin(2 * np.pi * f[1] * t + p[1])
     drive.bend += 0.02 * np.sin(2 * np.pi * f[2] * t + p[2])
+    drive.goal += rng.normal(0, 0.02, (2, 1, 3))
 
 
 def _camera_poses(rng, name: str, persons: int, gap: float) -> list[tuple[float, np.ndarray]]:
@@ -415,8 +417,8 @@ def _pixels(xyz: np.ndarray) -> np.ndarray:
     """depthX depthY colorX colorY (..., 4) of camera-space points."""
     x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
     fx, cx, fy, cy = _DEPTH
-    ax, bx, cx2, ay, by, cy2 = _COLOUR
-    return np.stack([fx * x / z + cx, fy * y / z + cy, ax * x / z + bx / z + cx2, ay * y / z + by / z + cy2], -1)
+    gx, px, ux, gy, py, uy = _COLOUR
+    return np.stack([fx * x / z + cx, fy * y / z + cy, (gx * x + px) / z + ux, (gy * y + py) / z + uy], -1)
 
 
 def _tree_parents(root: int, edges) -> np.ndarray:
@@ -565,7 +567,7 @@ def generate_ntu_sample(
     next_id = len(drives)
     tracks = []
     for k, (drive, (yaw, origin)) in enumerate(zip(drives, _camera_poses(rng, name, cls.persons, gap))):
-        _sway(rng, t, drive)
+        _vary(rng, t, drive)
         xyz = _to_camera(pose_trajectory(rests[k], drive), yaw, origin, tilt)
         ids = np.full(len(shown), _body_id(base, k), dtype=np.int64)
         if k == 0 and rng.random() < id_switch_ratio:   # Kinect lost the actor and re-acquired it
