@@ -178,16 +178,16 @@ def msg3d_pad_null_frames(person: np.ndarray) -> tuple[np.ndarray, list[str]]:
     if out.sum() == 0:
         return out, notes
     if out[0].sum() == 0:
-        kept = out[out.sum(-1).sum(-1) != 0]
+        live = out.sum(-1).sum(-1) != 0
+        kept = out[live]
         out[:] = 0
         out[: len(kept)] = kept
-        notes.append(f"{len(person) - len(kept)} null frames squeezed out")
+        notes.append(f"{np.flatnonzero(live)[-1] + 1 - len(kept)} leading/interior null frames squeezed out")
     length = len(out)
     for i in np.flatnonzero(_row_sums(out) == 0):
         if out[i:].sum() == 0:
-            if i > 0:
+            if i > 0:  # i == 0 cannot happen for a non-empty person; guarded so it never divides by zero
                 out[i:] = out[np.arange(length - i) % i]
-                notes.append(f"loop-padded from frame {i}")
             break
     return out, notes
 

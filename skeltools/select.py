@@ -128,6 +128,40 @@ def _place(out: np.ndarray, person: int, track: Track) -> None:
     out[person, track.start:stop] = track.xyz[: stop - track.start]
 
 
+def _merge_into_two(tracks: list[Track], n_frames: int, disjoint, virtual: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """Interval merge shared by pyskl and CTR-GCN: ``(2, n_frames, 25, 3)`` float32 and the number dropped.
+
+    Spans are exclusive ``[start, stop)``. Person 0 starts with the first track's span, person 1 with the
+    reference's *virtual* interval ``virtual`` (so its span always reaches back to frame 0 once used). Each later
+    track goes to the first person whose span it is ``disjoint(lo, hi, start, stop)`` from, overwriting its
+    frames there, and the span becomes the hull of both; a track disjoint from neither is dropped.
+    """
+    kp = np.zeros((2, n_frames, NUM_JOINTS, 3), np.float32)
+    spans = [[tracks[0].start, tracks[0].stop], list(virtual)]
+    _place(kp, 0, tracks[0])
+    dropped = 0
+    for t in tracks[1:]:
+        for person, (lo, hi) in enumerate(spans):
+            if disjoint(lo, hi, t.start, t.stop):
+                _place(kp, person, t)
+                spans[person] = [min(lo, t.start), max(hi, t.stop)]
+                break
+        else:
+            dropped += 1
+    return kp, dropped
+
+
+def _disjoint_exclusive(lo: int, hi: int, start: int, stop: int) -> bool:
+    """pyskl: ``max(s1, s) >= min(e1, e)`` on exclusive ends."""
+    return max(lo, start) >= min(hi, stop)
+
+
+def _disjoint_inclusive(lo: int, hi: int, start: int, stop: int) -> bool:
+    """CTR-GCN: ``min(e1, e) - max(s1, s) <= 0`` on inclusive ends (``e = stop - 1``): sharing one frame is
+    "no overlap"."""
+    return (min(hi, stop) - 1) - max(lo, start) <= 0
+
+
 # --------------------------------------------------------------------------------------------------------------
 # pyskl
 
@@ -202,18 +236,7 @@ def select_pyskl(skel) -> tuple[np.ndarray, list[str]]:
     if len(tracks) == 1:
         return tracks[0].xyz[None].copy(), notes
 
-    kp = np.zeros((2, max(t.stop for t in tracks), NUM_JOINTS, 3), np.float32)
-    spans = [[tracks[0].start, tracks[0].stop], [0, 0]]
-    _place(kp, 0, tracks[0])
-    dropped = 0
-    for t in tracks[1:]:
-        for person, span in enumerate(spans):
-            if max(span[0], t.start) >= min(span[1], t.stop):
-                _place(kp, person, t)
-                span[0], span[1] = min(span[0], t.start), max(span[1], t.stop)
-                break
-        else:
-            dropped += 1
+    kp, dropped = _merge_into_two(tracks, max(t.stop for t in tracks), _disjoint_exclusive, (0, 0))
     if dropped:
         notes.append(f"{dropped} bodies dropped (they overlap both persons)")
 
@@ -268,12 +291,16 @@ def select_ctrgcn(skel) -> tuple[np.ndarray, list[str]]:
        frame and the later body overwrites it). Frames where every actor is zero are then removed.
 
     Raises :class:`NothingToKeep` where CTR-GCN fails: every frame empty (its assert) or every body
-    shorter than 12 frames (an IndexError there).
+    shorter than 12 frames (an IndexError there). Where a bodyID listed twice in one frame packs past the last
+    frame (a broadcast error there), the rows past the end are dropped.
     """
     tracks, n_valid = group_tracks(skel)
     if not tracks:
         raise NothingToKeep(f"all {skel.num_frames} frames are empty (CTR-GCN asserts)")
     notes: list[str] = []
+    if max(t.stop for t in tracks) > n_valid:
+        notes.append("a bodyID is listed twice in one frame: its packed rows past the last frame are dropped "
+                     "(CTR-GCN would fail on them)")
     if len(tracks) == 1:
         kp = np.zeros((1, n_valid, NUM_JOINTS, 3), np.float32)
         _place(kp, 0, tracks[0])
@@ -293,20 +320,8 @@ def select_ctrgcn(skel) -> tuple[np.ndarray, list[str]]:
         kp = np.zeros((1, n_valid, NUM_JOINTS, 3), np.float32)
         _place(kp, 0, survivors[0])
     else:
-        ordered = _by_motion(survivors, motion)
-        kp = np.zeros((2, n_valid, NUM_JOINTS, 3), np.float32)
-        last = [[ordered[0].start, ordered[0].stop - 1], [0, 0]]  # inclusive [first, last] frame per actor
-        _place(kp, 0, ordered[0])
-        dropped = 0
-        for t in ordered[1:]:
-            first, final = t.start, t.stop - 1
-            for actor, span in enumerate(last):
-                if min(span[1], final) - max(span[0], first) <= 0:
-                    _place(kp, actor, t)
-                    span[0], span[1] = min(span[0], first), max(span[1], final)
-                    break
-            else:
-                dropped += 1
+        # CTR-GCN's virtual actor-2 interval is the inclusive [0, 0], i.e. the exclusive [0, 1)
+        kp, dropped = _merge_into_two(_by_motion(survivors, motion), n_valid, _disjoint_inclusive, (0, 1))
         if dropped:
             notes.append(f"{dropped} bodies dropped (they overlap both actors)")
     kp, removed = _drop_empty_rows(kp)

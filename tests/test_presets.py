@@ -510,6 +510,19 @@ def test_spread_test_runs_in_float64_like_numpy1():
     assert [spread_ok(f) for f in frame] == [False, True]
 
 
+def test_bodyid_listed_twice_in_a_frame():
+    # both bodyID references pack the extra appearance; CTR-GCN then runs one row past the last frame and fails
+    rng = np.random.default_rng(22)
+    xyz = standing(rng, 21, (0, 0, 3), drift=0.01)
+    frames = scene(20, (1, range(20), xyz[:20]))
+    frames[5].append((1, xyz[20]))
+    packed = np.concatenate([xyz[:6], xyz[20:], xyz[6:20]])
+    out = run(frames, "ctrgcn")
+    assert any("listed twice" in n for n in out.notes)
+    np.testing.assert_array_equal(out.data[:, 0], packed[:20] - packed[0, 1])
+    np.testing.assert_array_equal(run(frames, "pyskl").data[:, 0], packed - packed[0, 1])  # 21 frames
+
+
 def test_bodyid_switch_is_merged_into_one_person():
     frames = scene_switch()
     b = tracks_of(frames)
@@ -586,7 +599,10 @@ def test_empty_frames_leading_interior_trailing():
     assert data.shape == (64, 2, 25, 3)
     assert not data[:3].any() and not data[30:33].any() and not data[60:].any()
     # msg3d: frame 0 is empty, so every person is squeezed (gaps vanish) and loop-padded from its length
-    data = run(frames, "msg3d").data
+    out = run(frames, "msg3d")
+    assert "person 0: 6 leading/interior null frames squeezed out" in out.notes
+    assert "person 1: 11 leading/interior null frames squeezed out" in out.notes  # 42 leaves slot 1 in 20-24
+    data = out.data
     assert (np.abs(data).sum(axis=(2, 3)) > 0).all()  # no gap left for either person
     # person 0 (slot 0 = body 41, 54 frames) repeats with period 54, centring and rotation included
     for k in range(54, 300):
