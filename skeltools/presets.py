@@ -14,8 +14,17 @@
 ``none``             the first ``max_persons`` bodies of every frame by slot, raw camera coordinates, every header
                      frame kept, zeros where absent.
 
-Where a reference crashes, the preset does not: a sample with nothing to keep raises
-:class:`EmptySkeletonError` with the reason; the MS-G3D >300-frame crash keeps every frame instead.
+Where a reference crashes, the preset does not (every other behaviour, quirks included, is the reference's):
+
+- nothing to keep raises :class:`EmptySkeletonError` with the reason: a 0-frame file or one whose every frame is
+  empty (CTR-GCN asserts, pyskl returns ``None`` and later fails on it); several bodies all seen in <= 11
+  frames (pyskl asserts, CTR-GCN hits an IndexError); spread denoising removing every body (pyskl asserts);
+  selected bodies that are zero in every frame (pyskl's ``non_zero`` and CTR-GCN's ``seq_translation`` index
+  past the end);
+- ``ctrgcn``: a bodyID listed twice in one frame packs one row past the last frame (a broadcast error in
+  CTR-GCN); the rows past the end are dropped, with a note;
+- ``msg3d``: a sample longer than 300 frames (a broadcast error in MS-G3D) keeps every frame, unpadded, with a
+  note, so that sample is longer than 300.
 """
 from __future__ import annotations
 

@@ -346,6 +346,14 @@ def slot_array(skel, slots: int, dtype=np.float32) -> np.ndarray:
     return out
 
 
+def _slot_notes(skel, slots: int) -> list[str]:
+    """Check that a slot-based preset has a body to read; note the body-frames it cannot read."""
+    if len(skel.frame) == 0:
+        raise NothingToKeep(f"all {skel.num_frames} frames are empty")
+    ignored = int((np.asarray(skel.slot) >= slots).sum())
+    return [f"{ignored} body-frames beyond the first {slots} of their frame ignored"] if ignored else []
+
+
 def msg3d_energy(person: np.ndarray) -> float:
     """MS-G3D's body energy ``(T, 25, 3) float64 -> float``: std(x) + std(y) + std(z) over the frames whose
     coordinate sum is non-zero; 0 for a body with no such frame."""
@@ -362,12 +370,7 @@ def select_msg3d(skel, max_persons: int = 2) -> tuple[np.ndarray, list[str]]:
     :func:`msg3d_energy` with a stable ascending sort reversed (ties: the later slot first, as NumPy 1.x's
     insertion sort gave), keeps the top ``max_persons`` (zero persons beyond 4).
     """
-    if len(skel.frame) == 0:
-        raise NothingToKeep(f"all {skel.num_frames} frames are empty")
-    notes: list[str] = []
-    ignored = int((np.asarray(skel.slot) >= MSG3D_SLOTS).sum())
-    if ignored:
-        notes.append(f"{ignored} body-frames beyond the first {MSG3D_SLOTS} of their frame ignored")
+    notes = _slot_notes(skel, MSG3D_SLOTS)
     data = slot_array(skel, MSG3D_SLOTS, np.float64)
     energy = np.array([msg3d_energy(p) for p in data])
     order = np.argsort(energy, kind="stable")[::-1][:max_persons]
@@ -378,10 +381,4 @@ def select_msg3d(skel, max_persons: int = 2) -> tuple[np.ndarray, list[str]]:
 
 def select_none(skel, max_persons: int = 2) -> tuple[np.ndarray, list[str]]:
     """The first ``max_persons`` bodies of every frame by slot: ``(max_persons, num_frames, 25, 3)`` float32."""
-    if len(skel.frame) == 0:
-        raise NothingToKeep(f"all {skel.num_frames} frames are empty")
-    notes: list[str] = []
-    ignored = int((np.asarray(skel.slot) >= max_persons).sum())
-    if ignored:
-        notes.append(f"{ignored} body-frames beyond the first {max_persons} of their frame ignored")
-    return slot_array(skel, max_persons), notes
+    return slot_array(skel, max_persons), _slot_notes(skel, max_persons)

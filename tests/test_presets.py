@@ -821,3 +821,47 @@ def test_max_persons_and_api():
         preprocess(SkeletonFile.from_frames(frames), "ctrgcn", dataset="kinetics")
     assert describe_preset("ctrgcn", dataset="ntu120")["missing_persons"] == "copy of the actor"
     assert describe_preset("pyskl", align_spine=True)["align_spine"] is True
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# genuine NTU files (skipped when ../shared/fixtures is absent)
+
+
+def read_text_frames(path):
+    """A plain text parse of a ``.skeleton`` file into frames of ``(bodyID, xyz float32 (25, 3))``."""
+    lines = [ln.strip() for ln in path.read_text().splitlines()]
+    i, frames = 1, []
+    for _ in range(int(lines[0])):
+        count, i = int(lines[i]), i + 1
+        here = []
+        for _ in range(count):
+            bid, joints = int(lines[i].split()[0]), int(lines[i + 1])
+            xyz = np.array([lines[i + 2 + k].split()[:3] for k in range(joints)], dtype=np.float32)
+            here.append((bid, xyz))
+            i += 2 + joints
+        frames.append(here)
+    return frames
+
+
+@pytest.mark.parametrize("name,persons,frames_kept", [("S001C003P008R002A058", 2, 70),
+                                                      ("S001C001P001R001A011", 1, 82)])
+def test_genuine_files_match_the_references(ntu_fixtures, name, persons, frames_kept):
+    frames = read_text_frames(ntu_fixtures / f"{name}.skeleton")
+    pys = run(frames, "pyskl")
+    assert pys.data.shape == (frames_kept, 2, 25, 3) and pys.n_persons == persons
+    np.testing.assert_array_equal(pys.data, ref_pyskl(frames))
+    np.testing.assert_allclose(run(frames, "pyskl", align_spine=True).data, ref_pyskl(frames, True), **TOL)
+    for dataset in ("ntu60", "ntu120"):
+        np.testing.assert_array_equal(run(frames, "ctrgcn", dataset=dataset).data, ref_ctrgcn(frames, dataset))
+    msg = run(frames, "msg3d")
+    assert msg.data.shape == (300, 2, 25, 3) and msg.n_persons == persons
+    np.testing.assert_allclose(msg.data, ref_msg3d(frames), **TOL)
+    np.testing.assert_array_equal(run(frames, "none").data, ref_none(frames))
+
+
+def test_genuine_all_empty_file_raises(ntu_fixtures):
+    frames = read_text_frames(ntu_fixtures / "S001C002P006R001A008.skeleton")
+    assert len(frames) == 71 and not any(frames)
+    for preset in PRESETS:
+        with pytest.raises(EmptySkeletonError, match="all 71 frames are empty"):
+            preprocess(SkeletonFile.from_frames(frames), preset)
