@@ -161,7 +161,7 @@ def find_skeleton_files(inputs: Iterable) -> list[Path]:
     files = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(p for p in item.rglob("*.skeleton") if p.is_file())
+            files.extend(p for p in item.rglob("*.skeleton") if not p.is_dir())
         elif item.exists():
             files.append(item)
         else:
@@ -201,11 +201,21 @@ def _run(func, tasks: list, workers: int, desc: str, progress: bool):
         bar.close()
 
 
+def _file_size(path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def _manifest(files: list[Path], options: NtuOptions, exclusions: frozenset[str]) -> dict[str, Any]:
     digest = hashlib.sha256()
     for f in files:
-        st = f.stat()
-        digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        try:
+            st = f.stat()
+            digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:  # unreadable: its group reports it
+            digest.update(f"{f}\0?\n".encode())
     digest.update(",".join(sorted(exclusions)).encode())
     return {"format": FORMAT_VERSION, "options": asdict(options), "group_files": GROUP_FILES,
             "inputs": digest.hexdigest()}
@@ -307,7 +317,7 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
         "preset": preset,
         "align_spine": align_spine,
         "inputs": [str(i) for i in inputs],
-        "counts": {"files": len(results), "input_bytes": sum(Path(r.file).stat().st_size for r in results),
+        "counts": {"files": len(results), "input_bytes": sum(_file_size(r.file) for r in results),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
                    "frames": int(sum(r.length for r in ok)),
                    "nonfinite_body_frames": int(sum(r.nonfinite_body_frames for r in results))},

@@ -25,7 +25,7 @@ def describe_store(path) -> str:
         f"dataset     {a['dataset']}  ({len(a['class_names'])} classes, {len(np.unique(labels[labels >= 0]))} present)",
         f"source      {a['source']}, converted {a['created']} by skeltools {a['skeltools_version']}",
         f"layout      {a['layout']}, coords {a['coords']}, {a['persons']} person slots",
-        f"preset      {a['preset']}: {a['preprocessing'].get('summary', '')}",
+        f"preset      {a['preset']}: {a['preprocessing'].get('reference', '')}",
         f"samples     {len(store)}",
         f"frames      {int(lengths.sum())}  (per sample min {lengths.min()}, mean {lengths.mean():.1f}, "
         f"max {lengths.max()})",
