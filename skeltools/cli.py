@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import click
@@ -25,9 +24,8 @@ class _Group(click.Group):
             ctx.exit(130)
         except Exception as exc:  # noqa: BLE001 - the CLI boundary
             if (ctx.find_root().params or {}).get("debug") or os.environ.get("SKELTOOLS_DEBUG"):
-                traceback.print_exc()
-            else:
-                click.echo(f"error: {exc}", err=True)
+                raise
+            click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
 
 

@@ -1,0 +1,45 @@
+"""The command line: instant --help, synth, demo, info, error handling."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from skeltools.cli import main
+
+
+def test_help_imports_no_heavy_module():
+    code = ("import sys; from skeltools.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'zarr', 'numba', 'pyarrow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]")
+    assert "convert" in out and "synth" in out and "demo" in out
+
+
+def test_every_command_has_help_with_an_example():
+    runner = CliRunner()
+    for args in (["convert", "ntu"], ["synth", "ntu"], ["info"], ["demo"]):
+        result = runner.invoke(main, args + ["--help"])
+        assert result.exit_code == 0 and "Example:" in result.output, args
+
+
+def test_synth_and_demo(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["synth", "ntu", str(tmp_path / "raw"), "--samples", "5", "--seed", "1"])
+    assert result.exit_code == 0 and "5 .skeleton files" in result.output
+    assert len(list((tmp_path / "raw").glob("*.skeleton"))) == 5
+    result = runner.invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--samples", "12", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "[2/3] convert: 12 samples" in result.output and "samples     12" in result.output
+    assert (tmp_path / "demo" / "ntu.zarr" / "index.parquet").is_file()
+
+
+def test_errors_are_one_line_unless_debug(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["info", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.startswith("error:") and "not a skeltools store" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(main, ["--debug", "info", str(tmp_path)])
+    assert result.exit_code != 0 and type(result.exception).__name__ == "StoreError"
