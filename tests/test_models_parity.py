@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from schemas.layouts import get_layout
+from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
 from trainer.models import build_model, graph
 from trainer.models.dgstgcn import DGGCN, DGTCN
 from trainer.models.layers import DataBN
@@ -19,10 +20,6 @@ from trainer.models.stgcn import GraphConv
 @pytest.fixture(autouse=True)
 def seeded():
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def randomize_bn(module):

@@ -5,16 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
 from trainer.models import build_model, export_reference_state_dict, list_models, load_reference_weights
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from threads, and on a busy 2-core machine contending threads run 10× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- the documented checkpoints, generated from their published key patterns -----------------------------------
