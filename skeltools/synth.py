@@ -661,17 +661,15 @@ def write_ntu_corpus(
     dataset: str = "ntu60",
     num_classes: int | None = None,
     two_person_ratio: float | None = None,
-    frames_range: tuple[int, int] = (50, 110),
-    empty_frame_ratio: float = 0.03,
-    noise_body_ratio: float = 0.15,
-    id_switch_ratio: float = 0.1,
     line_ending: str = "\r\n",
     progress: Callable[[Path], None] | None = None,
+    **sample_options,
 ) -> list[Path]:
     """Write ``samples`` synthetic ``.skeleton`` files into ``out_dir``; return their paths in generation order.
 
     The same arguments give byte-identical files; sample ``i`` depends only on ``seed`` and ``i``.
-    ``progress`` is called with each path once written."""
+    ``sample_options`` go to ``generate_ntu_sample`` (``frames_range``, ``empty_frame_ratio``,
+    ``noise_body_ratio``, ``id_switch_ratio``). ``progress`` is called with each path once written."""
     if samples < 0:
         raise ValueError(f"samples must be >= 0, got {samples}")
     actions = corpus_actions(samples, num_classes, two_person_ratio)
@@ -679,9 +677,7 @@ def write_ntu_corpus(
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, (name, action) in enumerate(zip(sample_names(actions, dataset), actions)):
-        sample = generate_ntu_sample(np.random.default_rng([seed, i]), action, name=name,
-                                     frames_range=frames_range, empty_frame_ratio=empty_frame_ratio,
-                                     noise_body_ratio=noise_body_ratio, id_switch_ratio=id_switch_ratio)
+        sample = generate_ntu_sample(np.random.default_rng([seed, i]), action, name=name, **sample_options)
         path = out / f"{name}.skeleton"
         path.write_bytes(format_skeleton(sample, line_ending))
         paths.append(path)

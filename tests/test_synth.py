@@ -195,3 +195,16 @@ def test_round_sig_prints_and_reads_back_exactly():
     q = synth.round_sig(v)
     assert all(float("%.7g" % a) == a for a in q.tolist())
     assert np.all(np.abs(q - v) <= 5e-7 * np.abs(v))
+
+
+def test_knobs_reach_every_sample(tmp_path):
+    seen = []
+    paths = synth.write_ntu_corpus(tmp_path, 6, seed=1, frames_range=(30, 30), empty_frame_ratio=0.0,
+                                   noise_body_ratio=1.0, id_switch_ratio=0.0, progress=seen.append)
+    assert seen == paths
+    for path in paths:
+        text = read_skeleton(path.read_bytes())
+        expected = 3 if int(path.stem[-3:]) in {c.action for c in synth.CLASSES if c.persons == 2} else 2
+        assert text["frames"] == 30 and min(text["bodies"]) >= 1 and max(text["bodies"]) == expected
+    with pytest.raises(TypeError):
+        synth.write_ntu_corpus(tmp_path / "x", 1, noise_ratio=0.5)
