@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from schemas.layouts import Layout, get_layout
 from trainer.models import MODELS, build_model, list_models
 
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny inputs gain nothing from threads, and on a busy 2-core machine contending threads run 10× slower."""
@@ -50,6 +51,13 @@ def test_registry():
         build_model("gcn", num_classes=3)
     with pytest.raises(ValueError, match="unknown layout"):
         build_model("stgcn", num_classes=3, layout="body99")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_input_that_does_not_fit_is_explained(name):
+    model = build_model(name, num_classes=3)
+    with pytest.raises(ValueError, match=r"input \(N, M, T, V, C\) = \(2, 2, 8, 17, 3\)"):
+        model(batch(t=8, v=17))
 
 
 @pytest.mark.parametrize("name", NAMES)

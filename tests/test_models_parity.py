@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from schemas.layouts import get_layout
-from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
 from trainer.models import build_model, graph
 from trainer.models.dgstgcn import DGGCN, DGTCN
 from trainer.models.layers import DataBN
@@ -181,6 +181,6 @@ def test_dualhead_order_of_operations():
     fine3 = fine3 * torch.sigmoid(model.sa[1](coarse3.mean(-2))).unsqueeze(-2) + fine3  # 11. SA-2
     heads = [fc(f.reshape(2, 2, f.shape[1], -1).mean(3).mean(1))  # 12. GAP over (T, V), mean over M
              for fc, f in ((model.fc_fine, fine3), (model.fc_coarse, coarse3))]
-    for got, expected in zip(model.forward_heads(x), heads):
+    for got, expected in zip(model.forward_heads(x), heads, strict=True):
         torch.testing.assert_close(got, expected)
     assert coarse3.shape[2] == 2 and fine3.shape[2] == 3  # 11 -> 6 -> 3 (fine); 6 -> 3 -> 2 (coarse)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
+
 from trainer.models import build_model, export_reference_state_dict, list_models, load_reference_weights
 
 
@@ -85,7 +85,8 @@ def dualhead_keys():
     keys |= stgc_keys("2_fine", 48, 96, 9) | stgc_keys("3_fine", 96, 192, 9) | conv("fc_fine", 60, 192)
     keys |= stgc_keys("2_coarse", 96, 192, 9, (3,), 2) | stgc_keys("3_coarse", 192, 384, 9, (3,), 2)
     keys |= conv("fc_coarse", 60, 384)
-    keys |= conv("conv_ta_fine_to_coarse_block_2_to_1", 1, 96, 9) | conv("conv_ta_fine_to_coarse_block_3_to_2", 1, 192, 9)
+    keys |= conv("conv_ta_fine_to_coarse_block_2_to_1", 1, 96, 9)
+    keys |= conv("conv_ta_fine_to_coarse_block_3_to_2", 1, 192, 9)
     return keys | conv("conv_sa_coarse_to_fine_block_2_to_2", 1, 192, 25) \
         | conv("conv_sa_coarse_to_fine_block_3_to_3", 1, 384, 25)
 

@@ -29,6 +29,8 @@ class DGGCN(nn.Module):
     def __init__(self, c_in: int, c_out: int, a: Tensor):
         super().__init__()
         k = len(a)
+        if c_out % k:
+            raise ValueError(f"DG-GCN: {c_out} channels do not split into {k} groups")
         self.A = nn.Parameter(a.clone())
         self.alpha = nn.Parameter(torch.zeros(k))
         self.beta = nn.Parameter(torch.zeros(k))

@@ -60,7 +60,7 @@ class DualHead(nn.Module):
         x = self.stem(self.data_bn(x))  # N·M, 96, T, V
         fine = self.embed_fine(x)  # N·M, 48, T, V
         coarse = x[:, :, ::2]  # N·M, 96, ⌈T/2⌉, V
-        for fine_stage, coarse_stage, ta, sa in zip(self.fine, self.coarse, self.ta, self.sa):
+        for fine_stage, coarse_stage, ta, sa in zip(self.fine, self.coarse, self.ta, self.sa, strict=True):
             fine = fine_stage(fine)  # N·M, C, T_i, V
             coarse = _gate(coarse, ta(fine.mean(3)).unsqueeze(3))  # (N·M, 1, T_i, 1) gate
             coarse = coarse_stage(coarse)  # N·M, 2C, T_{i+1}, V

@@ -21,6 +21,10 @@ class DataBN(nn.BatchNorm1d):
 
     def forward(self, x: Tensor) -> Tensor:
         n, m, t, v, c = x.shape
+        if (m if self.per_person else 1) * v * c != self.num_features:
+            expected = "M·V·C" if self.per_person else "V·C"
+            raise ValueError(f"input (N, M, T, V, C) = {tuple(x.shape)}: this model expects {expected} = "
+                             f"{self.num_features}")
         x = x.permute(0, 1, 3, 4, 2)  # N, M, V, C, T
         x = x.reshape(n, m * v * c, t) if self.per_person else x.reshape(n * m, v * c, t)
         x = super().forward(x)

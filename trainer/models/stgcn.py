@@ -26,6 +26,7 @@ class GraphConv(nn.Module):
         super().__init__()
         if learn_graph:
             self.A = nn.Parameter(a.clone())
+            self.register_parameter("PA", None)
         else:
             self.register_buffer("A", a.clone())
             self.PA = nn.Parameter(torch.ones_like(a))
@@ -34,7 +35,7 @@ class GraphConv(nn.Module):
         self.down = (nn.Identity() if c_in == c_out else conv_bn(c_in, c_out)) if res else None
 
     def forward(self, x: Tensor) -> Tensor:
-        a = self.A * self.PA if hasattr(self, "PA") else self.A
+        a = self.A if self.PA is None else self.A * self.PA
         y = self.conv(x).unflatten(1, (len(a), -1))  # N, K, C, T, V
         y = self.bn(torch.einsum("nkctv,kvw->nctw", y, a))  # N, C, T, V
         return torch.relu(y if self.down is None else y + self.down(x))
