@@ -27,8 +27,8 @@ def reference_stgcn():
 
 @pytest.mark.parametrize("name, config", [
     ("stgcn", {"graph_cfg": {"layout": "nturgb+d", "mode": "stgcn_spatial"}}),
-    ("stgcnpp", {"graph_cfg": {"layout": "nturgb+d", "mode": "spatial"}, "gcn_adaptive": "init", "gcn_with_res": True,
-                     "tcn_type": "mstcn"}),
+    ("stgcnpp", {"graph_cfg": {"layout": "nturgb+d", "mode": "spatial"}, "gcn_adaptive": "init",
+                 "gcn_with_res": True, "tcn_type": "mstcn"}),
 ])
 @torch.no_grad()
 def test_same_logits_as_mmaction2(reference_stgcn, name, config):
