@@ -69,6 +69,7 @@ for _c in b"0123456789.+-eE":
     _CLASS[_c] = _NUMERIC
 for _c in b"nNaAiIfFtTyY":  # letters of nan / inf / infinity (e, E are numeric already)
     _CLASS[_c] = _WORD
+_TOKEN = ((_CLASS == _NUMERIC) | (_CLASS == _WORD)).astype(np.uint8)
 # Exact powers of ten: a decimal with a mantissa below 2**53 scaled by one of these is correctly rounded.
 _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 
@@ -201,15 +202,17 @@ def _skip_fields(buf, p):
     n = buf.size
     count = 0
     while True:
-        p = _skip_spaces(buf, p)
-        if p >= n or _CLASS[buf[p]] == _NEWLINE:
+        while p < n and _CLASS[buf[p]] == _SPACE:
+            p += 1
+        if p >= n or buf[p] == 10:
             return count, p, -1
         start = p
-        while p < n and (_CLASS[buf[p]] == _NUMERIC or _CLASS[buf[p]] == _WORD):
+        while p < n and _TOKEN[buf[p]]:
             p += 1
-        if not _at_separator(buf, p):
+        if p < n and _CLASS[buf[p]] != _SPACE and buf[p] != 10:
             return count, p, start
         count += 1
+
 
 @njit(cache=True, nogil=True)
 def _parse_bytes(buf):
