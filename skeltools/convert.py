@@ -178,27 +178,38 @@ def detect_dataset(names: Iterable[str]) -> str:
     return "ntu60"
 
 
-def _pool(workers: int):
-    return multiprocessing.get_context("forkserver").Pool(workers)
+class _Executor:
+    """Runs tasks inline (one worker) or on one forkserver pool shared by both phases.
 
+    forkserver, not fork: a forked child of a process that already ran a numba parallel (GNU OpenMP) kernel
+    aborts, and the pool would hang.
+    """
 
-def _run(func, tasks: list, workers: int, desc: str, progress: bool):
-    """Map ``func`` over ``tasks`` (inline for one worker), yielding results as they finish."""
-    from tqdm import tqdm
+    def __init__(self, workers: int, progress: bool):
+        self.workers, self.progress, self._pool = workers, progress, None
 
-    bar = tqdm(total=len(tasks), desc=desc, unit="task", disable=not progress, leave=False)
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                yield func(task)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.terminate() if exc[0] else self._pool.close()
+            self._pool.join()
+
+    def map(self, func, tasks: list, desc: str):
+        """Yield ``func(task)`` for every task, in completion order."""
+        from tqdm import tqdm
+
+        with tqdm(total=len(tasks), desc=desc, unit="task", disable=not self.progress, leave=False) as bar:
+            if self.workers <= 1 or len(tasks) <= 1:
+                results = map(func, tasks)
+            else:
+                if self._pool is None:
+                    self._pool = multiprocessing.get_context("forkserver").Pool(self.workers)
+                results = self._pool.imap_unordered(func, tasks)
+            for result in results:
+                yield result
                 bar.update()
-        else:
-            with _pool(min(workers, len(tasks))) as pool:
-                for result in pool.imap_unordered(func, tasks):
-                    yield result
-                    bar.update()
-    finally:
-        bar.close()
 
 
 def _file_size(path) -> int:
@@ -232,7 +243,6 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
     collection of names (empty: exclude nothing).
     """
     from skeltools.presets import PRESETS
-    from skeltools import __version__
 
     if preset not in PRESETS:
         raise ConversionError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -278,6 +288,17 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
     options = NtuOptions(dataset=dataset, preset=preset, align_spine=align_spine)
     log(f"{len(todo)} files to convert as {dataset} with preset {preset} on {workers} worker(s)")
 
+    with _Executor(workers, progress) as executor:
+        return _process_and_write(executor, todo, results, output, spec, options, exclusions, inputs,
+                                  keep_going=keep_going, overwrite=overwrite, shard_frames=shard_frames,
+                                  chunk_frames=chunk_frames, log=log, t_start=t_start)
+
+
+def _process_and_write(executor: _Executor, todo: list[Path], results: list[FileResult], output: Path, spec,
+                       options: NtuOptions, exclusions: frozenset[str], inputs, *, keep_going: bool,
+                       overwrite: bool, shard_frames: int, chunk_frames: int, log, t_start: float) -> dict[str, Any]:
+    from skeltools import __version__
+
     # Work directory: reuse an interrupted run's finished groups when inputs and options are unchanged.
     work = work_dir_for(output)
     spill = work / "spill"
@@ -301,8 +322,8 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
         log(f"resuming: {len(groups) - len(pending)} of {len(groups)} groups already processed")
     t0 = time.perf_counter()
     process_seconds = 0.0
-    for g, res, seconds in _run(process_group, pending, workers, "parse+preprocess", progress):
-        group_results[g] = [FileResult(**asdict(r)) for r in res]
+    for g, res, seconds in executor.map(process_group, pending, "parse+preprocess"):
+        group_results[g] = res
         process_seconds += seconds
     t_process = time.perf_counter() - t0
 
@@ -313,9 +334,9 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
     skipped = [r for r in results if r.status == "skipped"]
     report = {
         "source": "ntu-skeleton",
-        "dataset": dataset,
-        "preset": preset,
-        "align_spine": align_spine,
+        "dataset": spec.name,
+        "preset": options.preset,
+        "align_spine": options.align_spine,
         "inputs": [str(i) for i in inputs],
         "counts": {"files": len(results), "input_bytes": sum(_file_size(r.file) for r in results),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
@@ -325,7 +346,7 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
         "skipped": [{"file": r.file, "sample_id": r.sample_id, "reason": r.reason} for r in skipped],
         "notes": {r.sample_id: r.notes for r in ok if r.notes},
         "nonfinite_body_frames": {r.sample_id: r.nonfinite_body_frames for r in results if r.nonfinite_body_frames},
-        "workers": workers,
+        "workers": executor.workers,
     }
     if failed and not keep_going:
         raise ConversionError(
@@ -345,13 +366,13 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
     builder = StoreBuilder(output, work, int(offsets[-1]), (options.max_persons, 25, 3), shard_frames, chunk_frames)
     builder.create(_attrs(spec, options, len(ok), int(offsets[-1]), __version__))
     shard_tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(group_frames, shard_frames)]
-    write_seconds = sum(_run(write_shard, shard_tasks, workers, "write shards", progress))
+    write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
     t_write = time.perf_counter() - t0
 
     report["timings"] = {"process_wall_s": round(t_process, 3), "process_cpu_s": round(process_seconds, 3),
                          "write_wall_s": round(t_write, 3), "write_cpu_s": round(write_seconds, 3),
                          "total_s": round(time.perf_counter() - t_start, 3)}
-    builder.publish(offsets, _ntu_index(ok, spec, dataset), report, overwrite=overwrite)
+    builder.publish(offsets, _ntu_index(ok, spec, spec.name), report, overwrite=overwrite)
     return report
 
 
