@@ -96,8 +96,8 @@ def load_reference_weights(model: nn.Module, state_dict: Mapping[str, Tensor], *
     ``state_dict`` is the reference's state dict, or an mmcv checkpoint holding it under ``'state_dict'``; a
     ``module.`` prefix (DataParallel) is stripped. ``source`` ('pyskl', 'msg3d', 'dualhead') defaults to the one
     ``model`` fits. ``num_batches_tracked`` entries may be absent. ``head=False`` skips the classifier(s) and
-    keeps ours, for fine-tuning on other classes. Raises ValueError naming every unexpected, missing or
-    mis-shaped key; nothing is loaded then.
+    keeps ours, for fine-tuning on other classes. Any unexpected, missing or mis-shaped key raises a ValueError
+    that counts each kind and names the first few; nothing is loaded then.
     """
     if isinstance(state_dict.get("state_dict"), Mapping):
         state_dict = state_dict["state_dict"]
