@@ -29,3 +29,14 @@ def ntu_fixtures(fixtures) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is missing")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny test inputs gain nothing from threads; on a busy 2-core machine contending threads run 10x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

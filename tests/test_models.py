@@ -11,15 +11,6 @@ from schemas.layouts import Layout, get_layout
 from trainer.models import MODELS, build_model, list_models
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny inputs gain nothing from threads, and on a busy 2-core machine contending threads run 10× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 NAMES = list_models()
 PYSKL = ("dgstgcn", "stgcn", "stgcnpp")  # person slots share the data BN
 CHAIN13 = Layout(

@@ -8,7 +8,6 @@ import types
 
 import pytest
 import torch
-from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from trainer.models import build_model, load_reference_weights
 

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from schemas.layouts import get_layout
 from trainer.models import build_model, graph

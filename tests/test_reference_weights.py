@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_models import one_thread  # noqa: F401  (autouse: one CPU thread)
 
 from trainer.models import build_model, export_reference_state_dict, list_models, load_reference_weights
 
