@@ -153,7 +153,7 @@ def aggregate_clips(clip_logits: np.ndarray, mode: str = "prob") -> tuple[np.nda
     raise ValueError(f"unknown clip mode {mode!r}; choose from {', '.join(CLIP_MODES)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scores:
     """One stream's results: ``sample_ids`` ``(N,)`` str (unique), ``labels`` ``(N,)`` int64 (−1 = unlabelled),
     ``logits`` and ``probs`` ``(N, K)`` float32, and ``metadata`` (architecture, modality, clips, recipe,
