@@ -73,7 +73,7 @@ def test_focal_without_focus_or_balance_is_binary_cross_entropy():
 
 def test_focal_gradients_finite_at_extreme_logits():
     logits = torch.tensor([[100.0, -100.0, 0.0], [-100.0, 100.0, 30.0]], requires_grad=True)
-    loss = build_loss("cb_focal", class_counts=[10, 1, 5])(logits, torch.tensor([1, 0]))
+    loss = build_loss("focal", class_counts=[10, 1, 5])(logits, torch.tensor([1, 0]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
     assert logits.grad.abs().sum() > 0
@@ -90,7 +90,7 @@ def test_cross_entropy_with_label_smoothing_by_hand():
 
 def test_losses_compute_in_float32():
     logits = torch.randn(4, 3).to(torch.bfloat16).requires_grad_()
-    for loss in (build_loss("ce"), build_loss("cb_focal", class_counts=[1, 2, 3])):
+    for loss in (build_loss("ce"), build_loss("focal", class_counts=[1, 2, 3])):
         out = loss(logits, torch.tensor([0, 1, 2, 0]))
         assert out.dtype == torch.float32
         out.backward()
@@ -99,11 +99,11 @@ def test_losses_compute_in_float32():
 
 def test_build_loss():
     assert isinstance(build_loss("ce", label_smoothing=0.1), CrossEntropyLoss)
-    focal = build_loss("cb_focal", class_counts=[1, 3], beta=0.5, gamma=2.0)
+    focal = build_loss("focal", class_counts=[1, 3], beta=0.5, gamma=2.0)
     assert focal.gamma == 2.0 and focal.weights.tolist() == pytest.approx([14 / 11, 8 / 11])
     with pytest.raises(ValueError, match="needs class_counts"):
-        build_loss("cb_focal")
-    with pytest.raises(ValueError, match="unknown loss 'focal'; choose from ce, cb_focal"):
         build_loss("focal")
+    with pytest.raises(ValueError, match="unknown loss 'cb_focal'; choose from ce, focal"):
+        build_loss("cb_focal")
     with pytest.raises(ValueError, match=r"logits must be \(N, 2\)"):
         focal(torch.zeros(1, 3), torch.tensor([0]))

@@ -90,16 +90,16 @@ class ClassBalancedFocalLoss(nn.Module):
         return f"num_classes={self.weights.numel()}, beta={self.beta}, gamma={self.gamma}"
 
 
-LOSSES = ("ce", "cb_focal")
+LOSSES = ("ce", "focal")
 
 
 def build_loss(name: str, class_counts: Sequence[int] | np.ndarray | None = None, **kw) -> nn.Module:
-    """A loss by name: ``"ce"`` (keyword ``label_smoothing``) or ``"cb_focal"`` (needs the per-class training
-    counts ``(K,)``; keywords ``beta``, ``gamma``)."""
+    """A loss by name, as recipes spell it: ``"ce"`` (keyword ``label_smoothing``) or ``"focal"``, the
+    class-balanced focal loss (needs the per-class training counts ``(K,)``; keywords ``beta``, ``gamma``)."""
     if name == "ce":
         return CrossEntropyLoss(**kw)
-    if name == "cb_focal":
+    if name == "focal":
         if class_counts is None:
-            raise ValueError("the 'cb_focal' loss needs class_counts: the number of training samples per class")
+            raise ValueError("the 'focal' loss needs class_counts: the number of training samples per class")
         return ClassBalancedFocalLoss(class_counts, **kw)
     raise ValueError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
