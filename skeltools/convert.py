@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -182,31 +183,45 @@ class _Executor:
     """Runs tasks inline (one worker) or on one forkserver pool shared by both phases.
 
     forkserver, not fork: a forked child of a process that already ran a numba parallel (GNU OpenMP) kernel
-    aborts, and the pool would hang.
+    aborts, and the pool would hang. The pool starts in a background thread, so its start-up overlaps with the
+    parent's file listing; its server imports the heavy modules once, before forking the workers.
     """
 
     def __init__(self, workers: int, progress: bool):
-        self.workers, self.progress, self._pool = workers, progress, None
+        self.workers, self.progress = workers, progress
+        self._pool = None
+        self._starter: threading.Thread | None = None
 
     def __enter__(self):
+        if self.workers > 1:
+            self._starter = threading.Thread(target=self._start_pool, daemon=True)
+            self._starter.start()
         return self
 
+    def _start_pool(self) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["skeltools.convert", "skeltools.presets", "skeltools.readers.ntu", "zarr"])
+        self._pool = context.Pool(self.workers)
+
+    def _ready_pool(self):
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+        return self._pool
+
     def __exit__(self, *exc):
-        if self._pool is not None:
-            self._pool.terminate() if exc[0] else self._pool.close()
-            self._pool.join()
+        pool = self._ready_pool()
+        if pool is not None:
+            pool.terminate() if exc[0] else pool.close()
+            pool.join()
 
     def map(self, func, tasks: list, desc: str):
         """Yield ``func(task)`` for every task, in completion order."""
         from tqdm import tqdm
 
+        pool = self._ready_pool()
         with tqdm(total=len(tasks), desc=desc, unit="task", disable=not self.progress, leave=False) as bar:
-            if self.workers <= 1 or len(tasks) <= 1:
-                results = map(func, tasks)
-            else:
-                if self._pool is None:
-                    self._pool = multiprocessing.get_context("forkserver").Pool(self.workers)
-                results = self._pool.imap_unordered(func, tasks)
+            results = map(func, tasks) if pool is None or len(tasks) <= 1 else pool.imap_unordered(func, tasks)
             for result in results:
                 yield result
                 bar.update()
@@ -251,8 +266,20 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
     if output.exists() and not overwrite:
         raise StoreError(f"{output} already exists (use --overwrite to replace it)")
     workers = max(1, workers or os.cpu_count() or 1)
+    with _Executor(workers, progress) as executor:  # the pool starts while the inputs are listed
+        todo, results, spec, exclusions = _select_inputs(inputs, dataset, exclude_list)
+        options = NtuOptions(dataset=spec.name, preset=preset, align_spine=align_spine)
+        log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
+        return _process_and_write(executor, todo, results, output, spec, options, exclusions, inputs,
+                                  keep_going=keep_going, overwrite=overwrite, shard_frames=shard_frames,
+                                  chunk_frames=chunk_frames, log=log, t_start=t_start)
 
-    # Inputs, sorted by sample id; names that are not NTU names cannot get labels or splits.
+
+def _select_inputs(inputs, dataset: str | None, exclude_list):
+    """List the inputs (sorted by sample id) and sort out the files that will not be processed.
+
+    Returns (files to process, results for the others, dataset definition, exclusions).
+    """
     by_id: dict[str, Path] = {}
     results: list[FileResult] = []
     for path in sorted(find_skeleton_files(inputs), key=lambda p: (p.name, str(p))):
@@ -265,10 +292,9 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
                                       reason=f"duplicate of {by_id[sample_id]}"))
         else:
             by_id[sample_id] = path
-    dataset = dataset or detect_dataset(by_id)
-    spec = get_dataset(dataset)
+    spec = get_dataset(dataset or detect_dataset(by_id))
     if exclude_list is None:
-        exclusions = ntu_missing_samples(dataset)
+        exclusions = ntu_missing_samples(spec.name)
     elif isinstance(exclude_list, (str, os.PathLike)):
         exclusions = read_sample_list(exclude_list)
     else:
@@ -280,18 +306,12 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
             results.append(FileResult(str(path), sample_id, "skipped", reason="on the exclusion list"))
         elif action > spec.num_classes:
             results.append(FileResult(str(path), sample_id, "skipped",
-                                      reason=f"action A{action:03d} is not in {dataset}"))
+                                      reason=f"action A{action:03d} is not in {spec.name}"))
         else:
             todo.append(path)
     if not todo:
         raise ConversionError(f"no .skeleton files to convert in {', '.join(map(str, inputs))}")
-    options = NtuOptions(dataset=dataset, preset=preset, align_spine=align_spine)
-    log(f"{len(todo)} files to convert as {dataset} with preset {preset} on {workers} worker(s)")
-
-    with _Executor(workers, progress) as executor:
-        return _process_and_write(executor, todo, results, output, spec, options, exclusions, inputs,
-                                  keep_going=keep_going, overwrite=overwrite, shard_frames=shard_frames,
-                                  chunk_frames=chunk_frames, log=log, t_start=t_start)
+    return todo, results, spec, exclusions
 
 
 def _process_and_write(executor: _Executor, todo: list[Path], results: list[FileResult], output: Path, spec,
