@@ -1,0 +1,249 @@
+"""Numba kernels for the derived modalities (bone, motion) and for cutting training clips.
+
+Axis orders: store frames ``(F, M, V, C)`` (all samples concatenated); one sample ``(T, M, V, C)``; a clip
+``(M, K, V, C)`` (K sampled frames; person-major, as models take it).
+
+**The pair rule.** Bone and motion both combine two values of the same channel: bone pairs a joint with its
+parent (``x[v]`` with ``x[parent[v]]``), motion pairs a frame with the next one (``x[t + 1]`` with ``x[t]``).
+A coordinate channel gives the difference ``a - b``; the confidence channel of a 2D layout (coords ``xyc``)
+gives the mean ``(a + b) / 2`` (pyskl's ``JointToBone`` / ``ToMotion`` rule; 2s-AGCN and MS-G3D subtract the
+score like a coordinate). A joint that is its own parent gets a zero bone (its score stays its own score).
+Motion is ``x[t + 1] - x[t]`` inside each sample; the last frame of every sample is zero in every channel, and
+no value ever pairs frames of two samples. Persons that are absent (zero-filled) stay zero in every modality.
+
+Each whole-array pass comes in a ``parallel`` (prange, GNU OpenMP threads) and a serial flavour: never run a
+parallel kernel in a process that was forked from one that already ran one (the child aborts); the clip
+kernels used by DataLoader workers are serial.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+BONE = 1    # op bit: pair each joint with its parent
+MOTION = 2  # op bit: pair each frame with the next one
+_BLOCK_ROWS = 4096  # rows per parallel task: large enough to stream, small enough to balance two threads
+
+
+@dataclass(frozen=True)
+class PairRule:
+    """The pair rule of one layout and channel set: ``pair(a, b) = wa[c] * a + wb[c] * b``.
+
+    ``parents`` (V,) int64; ``wa``, ``wb`` (C,) float32: (1, -1) for coordinates, (0.5, 0.5) for a score channel.
+    Multiplying by these weights is exact, so results equal plain ``a - b`` and ``(a + b) / 2`` bit for bit.
+    """
+
+    parents: np.ndarray
+    wa: np.ndarray
+    wb: np.ndarray
+
+    @classmethod
+    def make(cls, parents, channels: int, score: bool = False) -> "PairRule":
+        """``score``: channel 2 is a confidence (store coords ``xyc``)."""
+        wa = np.ones(channels, np.float32)
+        wb = -np.ones(channels, np.float32)
+        if score:
+            wa[2] = wb[2] = 0.5
+        return cls(np.asarray(parents, np.int64), wa, wb)
+
+    @property
+    def channels(self) -> int:
+        return len(self.wa)
+
+    def columns(self, persons: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-column form for rows of ``persons * V * C`` values: (parent column, wa, wb), each (persons*V*C,)."""
+        v, c = len(self.parents), self.channels
+        parent_col = (self.parents[:, None] * c + np.arange(c)).ravel()
+        parent_col = (parent_col[None, :] + np.arange(persons)[:, None] * v * c).ravel()
+        return parent_col, np.tile(self.wa, persons * v), np.tile(self.wb, persons * v)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Whole arrays: rows of V*C (bone) or M*V*C (motion) values.
+
+
+@njit(cache=True, nogil=True)
+def _bone_rows(x, parent_col, wa, wb, out, r0, r1):
+    for r in range(r0, r1):
+        for k in range(x.shape[1]):
+            out[r, k] = wa[k] * x[r, k] + wb[k] * x[r, parent_col[k]]
+
+
+@njit(cache=True, nogil=True)
+def _motion_rows(x, last, wa, wb, out, r0, r1):
+    for r in range(r0, r1):
+        if last[r]:
+            for k in range(x.shape[1]):
+                out[r, k] = 0.0
+        else:
+            for k in range(x.shape[1]):
+                out[r, k] = wa[k] * x[r + 1, k] + wb[k] * x[r, k]
+
+
+@njit(cache=True, nogil=True)
+def _bone_serial(x, parent_col, wa, wb, out):
+    _bone_rows(x, parent_col, wa, wb, out, 0, out.shape[0])
+
+
+@njit(cache=True, parallel=True)
+def _bone_parallel(x, parent_col, wa, wb, out):
+    n = out.shape[0]
+    for b in prange((n + _BLOCK_ROWS - 1) // _BLOCK_ROWS):
+        _bone_rows(x, parent_col, wa, wb, out, b * _BLOCK_ROWS, min(n, (b + 1) * _BLOCK_ROWS))
+
+
+@njit(cache=True, nogil=True)
+def _motion_serial(x, last, wa, wb, out):
+    _motion_rows(x, last, wa, wb, out, 0, out.shape[0])
+
+
+@njit(cache=True, parallel=True)
+def _motion_parallel(x, last, wa, wb, out):
+    n = out.shape[0]
+    for b in prange((n + _BLOCK_ROWS - 1) // _BLOCK_ROWS):
+        _motion_rows(x, last, wa, wb, out, b * _BLOCK_ROWS, min(n, (b + 1) * _BLOCK_ROWS))
+
+
+def _frames_out(x: np.ndarray, out: np.ndarray | None, frames: int) -> np.ndarray:
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        raise ValueError(f"expected a C-contiguous float32 (F, M, V, C) array, got {x.dtype} {x.shape}")
+    shape = (frames, *x.shape[1:])
+    if out is None:
+        return np.empty(shape, np.float32)
+    if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    return out
+
+
+def bones(x: np.ndarray, rule: PairRule, out: np.ndarray | None = None, parallel: bool = True) -> np.ndarray:
+    """Bones of frames ``x`` (F, M, V, C) float32 -> (F, M, V, C): ``pair(x[..., v, :], x[..., parent[v], :])``."""
+    out = _frames_out(x, out, len(x))
+    f, m, v, c = x.shape
+    parent_col, wa, wb = rule.columns()
+    kernel = _bone_parallel if parallel else _bone_serial
+    kernel(x.reshape(f * m, v * c), parent_col, wa, wb, out.reshape(f * m, v * c))
+    return out
+
+
+def motion(x: np.ndarray, last: np.ndarray, rule: PairRule, out: np.ndarray | None = None,
+           parallel: bool = True) -> np.ndarray:
+    """Motion of frames ``x`` -> (len(last), M, V, C): ``pair(x[t + 1], x[t])``, zero where ``last[t]``.
+
+    ``last`` (F,) bool marks the last frame of each sample. ``x`` holds F frames, or F + 1 when the block is cut
+    from a longer array and its final frame continues into the next one (the extra frame is only read).
+    """
+    frames = len(last)
+    if not frames <= len(x) <= frames + 1 or (len(x) == frames and frames and not last[-1]):
+        raise ValueError(f"motion: {len(x)} frames for {frames} flags; the final frame must be a sample's last "
+                         "or be followed by one more frame")
+    out = _frames_out(x, out, frames)
+    row = int(np.prod(x.shape[1:]))
+    m = x.shape[1]
+    _, wa, wb = rule.columns(m)
+    kernel = _motion_parallel if parallel else _motion_serial
+    kernel(x.reshape(len(x), row), np.ascontiguousarray(last, np.bool_), wa, wb, out.reshape(frames, row))
+    return out
+
+
+def last_frames(offsets: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Bool (stop - start,): True at frames [start, stop) that end a sample (``offsets``: int64 (N + 1,))."""
+    stop = int(offsets[-1]) if stop is None else stop
+    ends = np.asarray(offsets[1:], np.int64) - 1
+    ends = ends[(ends >= start) & (ends < stop)]
+    flags = np.zeros(stop - start, np.bool_)
+    flags[ends - start] = True
+    return flags
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Clips: a few frames of one sample, gathered, derived and transposed in one pass (serial: loader workers).
+
+
+@njit(cache=True, nogil=True)
+def _value(src, t, m, v, c, op, parents, wa, wb):
+    if op & BONE:
+        return wa[c] * src[t, m, v, c] + wb[c] * src[t, m, parents[v], c]
+    return src[t, m, v, c]
+
+
+@njit(cache=True, nogil=True)
+def _gather_clip(src, inds, op, parents, wa, wb, out):
+    num_frames, persons, joints, channels = src.shape
+    for m in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            t = inds[k]
+            if m >= persons or t < 0 or (op & MOTION and t == num_frames - 1):
+                out[m, k] = 0.0
+                continue
+            for v in range(joints):
+                for c in range(channels):
+                    here = _value(src, t, m, v, c, op, parents, wa, wb)
+                    if op & MOTION:
+                        here = wa[c] * _value(src, t + 1, m, v, c, op, parents, wa, wb) + wb[c] * here
+                    out[m, k, v, c] = here
+
+
+def gather_clip(src: np.ndarray, inds: np.ndarray, op: int, rule: PairRule, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (M', K, V, C) with frames ``inds`` of sample ``src`` (T, M, V, C), derived by ``op``.
+
+    ``op``: 0 (copy), BONE, MOTION or BONE | MOTION (bone motion), computed at the sample's full frame rate
+    exactly as the whole-array kernels do, so stored and on-the-fly modalities agree bit for bit. An index of
+    -1 gives a zero frame (zero padding); persons beyond the sample's M are zero (padding), beyond M' dropped.
+    ``out`` may be a channel slice of a larger clip (for concatenated modalities).
+    """
+    _gather_clip(src, np.asarray(inds, np.int64), op, rule.parents, rule.wa, rule.wb, out)
+    return out
+
+
+def pad_indices(length: int, target: int, mode: str = "loop") -> np.ndarray:
+    """Frame indices that bring a ``length``-frame sample to ``target`` frames.
+
+    Shorter samples: ``loop`` repeats the sequence (``t % length``, pyskl ``PadTo('loop')``), ``zero`` pads with
+    -1 (zero frames). Longer samples are evenly subsampled (``floor(i * length / target)``).
+    """
+    if mode not in ("loop", "zero"):
+        raise ValueError(f"pad mode {mode!r}: expected 'loop' or 'zero'")
+    steps = np.arange(target, dtype=np.int64)
+    if length >= target:
+        return steps * length // target
+    if mode == "loop":
+        return steps % length
+    return np.where(steps < length, steps, -1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Augmentation on a clip: x' = A x + shift for each 3-channel group of every person-frame that is present.
+
+
+@njit(cache=True, nogil=True)
+def _affine_clip(x, matrix, shift):
+    persons, frames, joints, channels = x.shape
+    for m in range(persons):
+        for k in range(frames):
+            present = False
+            for v in range(joints):
+                for c in range(channels):
+                    if x[m, k, v, c] != 0.0:
+                        present = True
+            if not present:
+                continue
+            for v in range(joints):
+                for g in range(channels // 3):
+                    p0, p1, p2 = x[m, k, v, 3 * g], x[m, k, v, 3 * g + 1], x[m, k, v, 3 * g + 2]
+                    for i in range(3):
+                        x[m, k, v, 3 * g + i] = (matrix[i, 0] * p0 + matrix[i, 1] * p1 + matrix[i, 2] * p2
+                                                 + shift[g, i])
+
+
+def affine_clip(x: np.ndarray, matrix: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """In place on a 3D clip ``x`` (M, K, V, 3G): each group of 3 channels becomes ``matrix @ p + shift[g]``.
+
+    ``matrix`` (3, 3); ``shift`` (G, 3); computed in float64. Person-frames that are all zero (absent,
+    padding) are left untouched.
+    """
+    if x.shape[-1] % 3:
+        raise ValueError(f"affine_clip: {x.shape[-1]} channels is not a multiple of 3 (3D coordinates only)")
+    _affine_clip(x, np.asarray(matrix, np.float64), np.asarray(shift, np.float64))
+    return x

@@ -1,0 +1,311 @@
+"""Training data: ``SkeletonDataset`` over one split of a store -> ``(clip, label)``; numpy in, numpy out.
+
+Per sample, in pyskl's order:
+
+1. **features** at the sample's full frame rate: stored arrays when the store has them, else derived on the fly
+   from the joints with the serial kernels (``skeltools.kernels``; ``j+b`` concatenates along C);
+2. **frame indices**: ``uniform`` (pyskl ``UniformSampleDecode``, see ``uniform_indices``) or ``full`` (the
+   whole sequence brought to ``clip_len`` frames by loop or zero padding, see ``skeltools.kernels.pad_indices``);
+3. **gather** into ``(M, T, V, C)``, padding persons with zeros or dropping the extra ones;
+4. **augmentation**, training only: ``RandomRot`` (R = Rz·Ry·Rx, angles ~ U(-θ, θ)), random per-axis scale
+   ``1 + U(-s, s)`` and random translation of the joints. Rotation and scale are linear, so applying them to the
+   clip equals pyskl's order (joints first, features after); absent person-frames stay zero.
+
+Randomness comes from ``numpy.random.default_rng((seed, epoch, sample))`` in training and
+``(seed, sample)`` at test time (``sample`` = the row in the store), so worker count, split filtering and resume
+never change a draw, and test clips are the same in every run (pyskl reseeds with 255 per sample instead).
+
+Data lives in RAM (POSIX shared memory, which DataLoader workers attach to instead of copying; the default when
+it fits) or is read lazily per sample. ``make_loader`` builds a DataLoader with forkserver workers: a process
+that ran a numba parallel kernel must not fork workers that run one (the clip kernels here are serial anyway).
+"""
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skeltools import kernels
+from skeltools.modalities import FeaturePlan, pair_rule
+
+_TRAIN, _TEST, _SHUFFLE = 1, 2, 3  # seed-sequence tags: the three random streams never share a draw
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation for 3D stores (all off by default)."""
+
+    rot_theta: float = 0.0  # RandomRot: Euler angles ~ U(-θ, θ) per axis (pyskl: 0.2 DG-STGCN X-Sub, 0.3 X-View)
+    scale: float = 0.0      # per-axis factor 1 + U(-s, s), after the rotation (pyskl RandomScale)
+    shift: float = 0.0      # per-axis translation ~ U(-s, s) of the joint feature (bones and motion ignore it)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rot_theta or self.scale or self.shift)
+
+
+def uniform_indices(length: int, clip_len: int, rng: np.random.Generator) -> np.ndarray:
+    """``clip_len`` frame indices of a ``length``-frame sample (pyskl ``UniformSampleDecode``, p_interval 1).
+
+    - ``length < clip_len``: a random start, then consecutive frames wrapping around (``(start + k) % length``);
+    - ``clip_len <= length < 2 * clip_len``: consecutive frames with ``length - clip_len`` single-frame skips
+      placed in distinct random gaps among the ``clip_len + 1``;
+    - otherwise: [0, length) cut into ``clip_len`` segments at ``k * length // clip_len``, one random frame each.
+    """
+    if length < clip_len:
+        return (rng.integers(length) + np.arange(clip_len)) % length
+    if length < 2 * clip_len:
+        skips = np.zeros(clip_len + 1, np.int64)
+        skips[rng.choice(clip_len + 1, length - clip_len, replace=False)] = 1
+        return np.arange(clip_len) + np.cumsum(skips)[:-1]
+    bounds = np.arange(clip_len + 1) * length // clip_len
+    return bounds[:-1] + rng.integers(np.diff(bounds))
+
+
+def rotation_matrix(angles) -> np.ndarray:
+    """pyskl ``RandomRot``'s matrix for Euler angles (x, y, z): ``Rz @ Ry @ Rx``, applied as ``x' = R x``."""
+    (cx, cy, cz), (sx, sy, sz) = np.cos(angles), np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
+    ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
+    rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Shared-memory frames
+
+
+def _release(shm, owner: bool) -> None:
+    try:
+        shm.close()
+    except BufferError:  # a view of the array is still alive somewhere; the mapping goes with the process
+        pass
+    if owner:
+        shm.unlink()
+
+
+class SharedArray:
+    """A numpy array in POSIX shared memory that pickles by name: workers attach to it instead of copying it.
+
+    The creating process unlinks the memory when the object is collected.
+    """
+
+    def __init__(self, shape: tuple[int, ...], dtype=np.float32):
+        from multiprocessing import shared_memory
+
+        nbytes = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        self._attach(shared_memory.SharedMemory(create=True, size=nbytes), shape, dtype, owner=True)
+
+    def _attach(self, shm, shape, dtype, owner: bool) -> None:
+        self._shm = shm
+        self.array = np.ndarray(shape, dtype, buffer=shm.buf)
+        weakref.finalize(self, _release, shm, owner)
+
+    def __getstate__(self):
+        return {"name": self._shm.name, "shape": self.array.shape, "dtype": self.array.dtype.str}
+
+    def __setstate__(self, state):
+        from multiprocessing import shared_memory
+
+        self._attach(shared_memory.SharedMemory(name=state["name"]), state["shape"], state["dtype"], owner=False)
+
+
+def _memory_room() -> int:
+    """Bytes this process may fill with shared arrays: half the available RAM, capped by /dev/shm's free space."""
+    room = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    try:
+        with open("/proc/meminfo") as fh:
+            room = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        pass
+    room //= 2
+    if os.path.isdir("/dev/shm"):
+        st = os.statvfs("/dev/shm")
+        room = min(room, st.f_bavail * st.f_frsize)
+    return room
+
+
+def _copy_samples(src, offsets: np.ndarray, rows: np.ndarray, dst: np.ndarray, window: int = 32768) -> None:
+    """Copy samples ``rows`` (ascending) of frame array ``src`` back to back into ``dst``, reading windows of
+    about ``window`` frames (one zarr call each) rather than one call per sample."""
+    starts, stops = offsets[rows], offsets[rows + 1]
+    at, i = 0, 0
+    while i < len(rows):
+        j = i
+        while j + 1 < len(rows) and stops[j + 1] - starts[i] <= window:
+            j += 1
+        block = np.asarray(src[starts[i]:stops[j]])
+        for k in range(i, j + 1):
+            n = stops[k] - starts[k]
+            dst[at:at + n] = block[starts[k] - starts[i]:stops[k] - starts[i]]
+            at += n
+        i = j + 1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dataset
+
+
+class SkeletonDataset:
+    """Clips of one split of a store: ``dataset[i]`` -> ``(clip, label)``.
+
+    ``clip``: float32 ``(M, clip_len, V, C)``, or ``(num_clips, M, clip_len, V, C)`` when ``num_clips > 1``;
+    C = channels per feature x number of features in ``modality`` (``j``, ``b``, ``jm``, ``bm``, ``j+b``, ...).
+    ``sampling``: ``uniform`` (random in training, seeded per sample at test) or ``full`` (whole sequence,
+    ``pad`` = ``loop`` or ``zero`` up to ``clip_len``; longer sequences are evenly subsampled). ``persons``: M
+    (default: the store's). ``in_memory``: None = in RAM when it fits (module doc), True/False to force.
+    """
+
+    def __init__(self, store, split: str | None = "xsub_train", modality: str = "j", clip_len: int = 100,
+                 num_clips: int = 1, train: bool = True, seed: int = 0, *, sampling: str = "uniform",
+                 pad: str = "loop", augment: Augment = Augment(), persons: int | None = None,
+                 in_memory: bool | None = None):
+        from skeltools.store import SkeletonStore
+
+        store = store if isinstance(store, SkeletonStore) else SkeletonStore.open(store)
+        if sampling not in ("uniform", "full"):
+            raise ValueError(f"sampling {sampling!r}: expected 'uniform' or 'full'")
+        if sampling == "full" and num_clips != 1:
+            raise ValueError("sampling='full' gives one clip per sample; use num_clips=1")
+        if clip_len < 1 or num_clips < 1:
+            raise ValueError(f"clip_len and num_clips must be positive (got {clip_len}, {num_clips})")
+        if augment.active and store.attrs["coords"] != "xyz":
+            raise ValueError(f"{store.path}: augmentation needs 3D coordinates, the store has {store.attrs['coords']!r}")
+        kernels.pad_indices(1, 1, pad)  # validates pad
+        self.path, self.split, self.modality = Path(store.path), split, modality
+        self.clip_len, self.num_clips, self.train, self.seed, self.epoch = clip_len, num_clips, train, seed, 0
+        self.sampling, self.pad, self.augment = sampling, pad, augment
+        self.persons = persons or store.attrs["persons"]
+        self.plan = FeaturePlan.make(modality, store.modalities)
+        self.rule = pair_rule(store.attrs)
+        self.rows = store.rows(split)
+        self.labels = store.index.column("label").to_numpy()[self.rows].astype(np.int64)
+        self.sample_ids = np.asarray(store.index.column("sample_id").to_pylist(), dtype=object)[self.rows]
+        self.lengths = store.lengths[self.rows]
+        self._joints = store.array("joint").shape[2]
+        nbytes = int(self.lengths.sum()) * int(np.prod(store.array("joint").shape[1:])) * 4 * len(self.plan.sources)
+        if in_memory is None:
+            in_memory = nbytes <= _memory_room()
+        self._store = store
+        self._shared = self._load(store) if in_memory else None
+
+    def _load(self, store) -> dict[str, SharedArray]:
+        """Every source array of this split's samples, back to back in shared memory."""
+        import zarr
+
+        self._offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+        shared = {}
+        with zarr.config.set({"codec_pipeline.batch_size": 64}):  # faster whole-shard decoding
+            for name in self.plan.sources:
+                src = store.array(name)
+                shared[name] = SharedArray((int(self._offsets[-1]), *src.shape[1:]))
+                _copy_samples(src, store.offsets, self.rows, shared[name].array)
+        return shared
+
+    @property
+    def in_memory(self) -> bool:
+        return self._shared is not None
+
+    @property
+    def channels(self) -> int:
+        return self.rule.channels * len(self.plan.features)
+
+    @property
+    def clip_shape(self) -> tuple[int, ...]:
+        shape = (self.persons, self.clip_len, self._joints, self.channels)
+        return shape if self.num_clips == 1 else (self.num_clips, *shape)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Training draws derive from (seed, epoch, sample): call before each epoch (and on resume)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_store"] = None  # reopened by path where needed (lazy reads in a worker)
+        return state
+
+    def _arrays(self, i: int) -> dict[str, np.ndarray]:
+        """Sample ``i``'s source arrays, each (T, M, V, C)."""
+        if self._shared is not None:
+            lo, hi = self._offsets[i], self._offsets[i + 1]
+            return {name: shared.array[lo:hi] for name, shared in self._shared.items()}
+        if self._store is None:
+            from skeltools.store import SkeletonStore
+
+            self._store = SkeletonStore.open(self.path)
+        return {name: self._store.read(int(self.rows[i]), name) for name in self.plan.sources}
+
+    def rng(self, i: int) -> np.random.Generator:
+        """The random stream of sample ``i`` for the current epoch (test mode: the same in every epoch)."""
+        row = int(self.rows[i])
+        key = [self.seed, _TRAIN, self.epoch, row] if self.train else [self.seed, _TEST, row]
+        return np.random.default_rng(key)
+
+    def indices(self, i: int, rng: np.random.Generator) -> np.ndarray:
+        """Frame indices of one clip of sample ``i`` (-1: a zero-padding frame)."""
+        length = int(self.lengths[i])
+        if self.sampling == "full":
+            return kernels.pad_indices(length, self.clip_len, self.pad)
+        return uniform_indices(length, self.clip_len, rng)
+
+    def __getitem__(self, i: int):
+        arrays = self._arrays(i)
+        rng = self.rng(i)
+        out = np.empty((self.num_clips, *self.clip_shape[-4:]), np.float32)
+        for clip in out:
+            self.plan.clip(arrays, self.indices(i, rng), self.rule, clip)
+        if self.train and self.augment.active:
+            self._augment(out, rng)
+        return (out[0] if self.num_clips == 1 else out), int(self.labels[i])
+
+    def _augment(self, clips: np.ndarray, rng: np.random.Generator) -> None:
+        a = self.augment
+        matrix = rotation_matrix(rng.uniform(-a.rot_theta, a.rot_theta, 3)) if a.rot_theta else np.eye(3)
+        if a.scale:
+            matrix = np.diag(1 + rng.uniform(-a.scale, a.scale, 3)) @ matrix
+        shift = np.zeros((len(self.plan.features), 3))
+        if a.shift:
+            shift[[f == "joint" for f in self.plan.features]] = rng.uniform(-a.shift, a.shift, 3)
+        for clip in clips:
+            kernels.affine_clip(clip, matrix, shift)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# DataLoader
+
+
+class EpochShuffle:
+    """Sampler: a permutation drawn from ``(dataset.seed, dataset.epoch)``, so order is reproducible on resume."""
+
+    def __init__(self, dataset: SkeletonDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.dataset.seed, _SHUFFLE, self.dataset.epoch])
+        return iter(rng.permutation(len(self.dataset)).tolist())
+
+
+def make_loader(dataset: SkeletonDataset, batch_size: int, *, shuffle: bool | None = None, num_workers: int = 0,
+                drop_last: bool | None = None, sampler=None, pin_memory: bool = False):
+    """A torch DataLoader over ``dataset`` with forkserver workers (safe after numba parallel kernels ran).
+
+    ``shuffle`` (default: ``dataset.train``) uses ``EpochShuffle``; pass ``sampler`` instead for DDP. Workers are
+    not persistent: each epoch's workers receive the dataset as it is, ``set_epoch`` included.
+    """
+    from torch.utils.data import DataLoader
+
+    shuffle = dataset.train if shuffle is None else shuffle
+    if sampler is None and shuffle:
+        sampler = EpochShuffle(dataset)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                      drop_last=dataset.train if drop_last is None else drop_last, pin_memory=pin_memory,
+                      multiprocessing_context="forkserver" if num_workers > 0 else None)
