@@ -155,5 +155,58 @@ def demo(out, samples, workers) -> None:
     click.echo(describe_store(store))
 
 
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--feats", default="b,jm,bm", show_default=True,
+              help="Modalities to write, comma-separated: b (bone), jm (joint motion), bm (bone motion).")
+@click.option("--overwrite", is_flag=True, help="Recompute modalities the store already has.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def modalities(store, feats, overwrite, workers, quiet) -> None:
+    """Derive bone, joint-motion and bone-motion arrays from the joints and add them to a store.
+
+    Safe to interrupt and to rerun: new arrays are swapped in only when complete; existing ones are kept
+    unless --overwrite. 2D stores with confidence: the score channel is the mean of the two values (pyskl).
+
+    \b
+    Example:
+      skeltools modalities ntu60.zarr --feats b,jm,bm
+    """
+    from skeltools.modalities import write_modalities
+
+    summary = write_modalities(store, feats.split(","), overwrite=overwrite, workers=workers, progress=not quiet,
+                               log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    kept = f"; kept {', '.join(summary['kept'])} (use --overwrite to recompute)" if summary["kept"] else ""
+    wrote = ", ".join(summary["written"]) or "nothing"
+    click.echo(f"{store}: wrote {wrote} ({summary['frames']} frames, {summary['seconds']:.1f} s){kept}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["pyskl", "npy"]), required=True,
+              help="pyskl: one annotation .pkl; npy: MS-G3D-style (N, C, T, V, M) arrays + label pickles.")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path),
+              help="The .pkl file (pyskl) or folder (npy) to create.")
+@click.option("--feats", default="j", show_default=True,
+              help="npy: modalities to write, comma-separated (j, b, jm, bm); one file each.")
+@click.option("--frames", type=int, default=None, help="npy: frames per sample (default: 300, or the longest).")
+@click.option("--pad", type=click.Choice(["zero", "loop"]), default="zero", show_default=True,
+              help="npy: how shorter samples are padded.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def export(store, fmt, output, feats, frames, pad, overwrite, quiet) -> None:
+    """Export a store for pyskl / mmaction2 (annotation pickle) or MS-G3D / 2s-AGCN / DualHead (.npy).
+
+    \b
+    Example:
+      skeltools export ntu60.zarr --format pyskl -o ntu60_3danno.pkl
+      skeltools export ntu60.zarr --format npy --feats j,b -o ntu60_npy/
+    """
+    from skeltools.export import export_store
+
+    export_store(store, fmt, output, features=feats, frames=frames, pad=pad, overwrite=overwrite,
+                 progress=not quiet, log=lambda m: click.echo(m))
+
+
 if __name__ == "__main__":
     sys.exit(main())

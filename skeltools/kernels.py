@@ -218,16 +218,20 @@ def pad_indices(length: int, target: int, mode: str = "loop") -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
+def _present(frame):
+    for v in range(frame.shape[0]):
+        for c in range(frame.shape[1]):
+            if frame[v, c] != 0.0:
+                return True
+    return False
+
+
+@njit(cache=True, nogil=True)
 def _affine_clip(x, matrix, shift):
     persons, frames, joints, channels = x.shape
     for m in range(persons):
         for k in range(frames):
-            present = False
-            for v in range(joints):
-                for c in range(channels):
-                    if x[m, k, v, c] != 0.0:
-                        present = True
-            if not present:
+            if not _present(x[m, k]):
                 continue
             for v in range(joints):
                 for g in range(channels // 3):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from skeltools import kernels
-from skeltools.modalities import FeaturePlan, pair_rule
+from skeltools.modalities import FeaturePlan, pair_rule, read_samples
 
 _TRAIN, _TEST, _SHUFFLE = 1, 2, 3  # seed-sequence tags: the three random streams never share a draw
 
@@ -128,23 +128,6 @@ def _memory_room() -> int:
     return room
 
 
-def _copy_samples(src, offsets: np.ndarray, rows: np.ndarray, dst: np.ndarray, window: int = 32768) -> None:
-    """Copy samples ``rows`` (ascending) of frame array ``src`` back to back into ``dst``, reading windows of
-    about ``window`` frames (one zarr call each) rather than one call per sample."""
-    starts, stops = offsets[rows], offsets[rows + 1]
-    at, i = 0, 0
-    while i < len(rows):
-        j = i
-        while j + 1 < len(rows) and stops[j + 1] - starts[i] <= window:
-            j += 1
-        block = np.asarray(src[starts[i]:stops[j]])
-        for k in range(i, j + 1):
-            n = stops[k] - starts[k]
-            dst[at:at + n] = block[starts[k] - starts[i]:stops[k] - starts[i]]
-            at += n
-        i = j + 1
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Dataset
 
@@ -202,7 +185,8 @@ class SkeletonDataset:
             for name in self.plan.sources:
                 src = store.array(name)
                 shared[name] = SharedArray((int(self._offsets[-1]), *src.shape[1:]))
-                _copy_samples(src, store.offsets, self.rows, shared[name].array)
+                for sample, start in zip(read_samples(src, store.offsets, self.rows), self._offsets):
+                    shared[name].array[start:start + len(sample)] = sample
         return shared
 
     @property
