@@ -25,85 +25,86 @@ from numba import njit, prange
 BONE = 1    # op bit: pair each joint with its parent
 MOTION = 2  # op bit: pair each frame with the next one
 _BLOCK_ROWS = 4096  # rows per parallel task: large enough to stream, small enough to balance two threads
+_NO_FLAGS, _NO_COLUMNS = np.zeros(0, np.bool_), np.zeros(0, np.int64)  # the argument the other op ignores
 
 
 @dataclass(frozen=True)
 class PairRule:
-    """The pair rule of one layout and channel set: ``pair(a, b) = wa[c] * a + wb[c] * b``.
+    """The pair rule of one layout and channel set.
 
-    ``parents`` (V,) int64; ``wa``, ``wb`` (C,) float32: (1, -1) for coordinates, (0.5, 0.5) for a score channel.
-    Multiplying by these weights is exact, so results equal plain ``a - b`` and ``(a + b) / 2`` bit for bit.
+    ``parents`` (V,) int64 bone parents; ``mean`` (C,) bool: channels paired by their mean (the confidence of a
+    2D layout) instead of their difference. ``(a + b) / 2`` is computed as ``0.5 * (a + b)``: the same float.
     """
 
     parents: np.ndarray
-    wa: np.ndarray
-    wb: np.ndarray
+    mean: np.ndarray
 
     @classmethod
     def make(cls, parents, channels: int, score: bool = False) -> "PairRule":
         """``score``: channel 2 is a confidence (store coords ``xyc``)."""
-        wa = np.ones(channels, np.float32)
-        wb = -np.ones(channels, np.float32)
-        if score:
-            wa[2] = wb[2] = 0.5
-        return cls(np.asarray(parents, np.int64), wa, wb)
+        mean = np.zeros(channels, np.bool_)
+        mean[2:3] = score
+        return cls(np.asarray(parents, np.int64), mean)
 
     @property
     def channels(self) -> int:
-        return len(self.wa)
+        return len(self.mean)
 
-    def columns(self, persons: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per-column form for rows of ``persons * V * C`` values: (parent column, wa, wb), each (persons*V*C,)."""
+    def columns(self, persons: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """For rows of ``persons * V * C`` values: each column's parent column, and the mean-paired columns."""
         v, c = len(self.parents), self.channels
         parent_col = (self.parents[:, None] * c + np.arange(c)).ravel()
         parent_col = (parent_col[None, :] + np.arange(persons)[:, None] * v * c).ravel()
-        return parent_col, np.tile(self.wa, persons * v), np.tile(self.wb, persons * v)
+        return parent_col, np.flatnonzero(np.tile(self.mean, persons * v))
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Whole arrays: rows of V*C (bone) or M*V*C (motion) values.
+# Whole arrays: rows of V*C (bone) or M*V*C (motion) values. Differences first (a tight loop the compiler
+# unrolls), then the few mean-paired columns are overwritten.
 
 
 @njit(cache=True, nogil=True)
-def _bone_rows(x, parent_col, wa, wb, out, r0, r1):
+def _bone_rows(x, parent_col, mean_cols, out, r0, r1):
     for r in range(r0, r1):
-        for k in range(x.shape[1]):
-            out[r, k] = wa[k] * x[r, k] + wb[k] * x[r, parent_col[k]]
+        row, dst = x[r], out[r]
+        for k in range(row.shape[0]):
+            dst[k] = row[k] - row[parent_col[k]]
+        for k in mean_cols:
+            dst[k] = 0.5 * (row[k] + row[parent_col[k]])
 
 
 @njit(cache=True, nogil=True)
-def _motion_rows(x, last, wa, wb, out, r0, r1):
+def _motion_rows(x, last, mean_cols, out, r0, r1):
     for r in range(r0, r1):
+        dst = out[r]
         if last[r]:
-            for k in range(x.shape[1]):
-                out[r, k] = 0.0
-        else:
-            for k in range(x.shape[1]):
-                out[r, k] = wa[k] * x[r + 1, k] + wb[k] * x[r, k]
+            dst[:] = 0.0
+            continue
+        now, nxt = x[r], x[r + 1]
+        for k in range(dst.shape[0]):
+            dst[k] = nxt[k] - now[k]
+        for k in mean_cols:
+            dst[k] = 0.5 * (nxt[k] + now[k])
 
 
 @njit(cache=True, nogil=True)
-def _bone_serial(x, parent_col, wa, wb, out):
-    _bone_rows(x, parent_col, wa, wb, out, 0, out.shape[0])
-
-
-@njit(cache=True, parallel=True)
-def _bone_parallel(x, parent_col, wa, wb, out):
-    n = out.shape[0]
-    for b in prange((n + _BLOCK_ROWS - 1) // _BLOCK_ROWS):
-        _bone_rows(x, parent_col, wa, wb, out, b * _BLOCK_ROWS, min(n, (b + 1) * _BLOCK_ROWS))
+def _pair_rows(motion, x, parent_col, last, mean_cols, out, r0, r1):
+    if motion:
+        _motion_rows(x, last, mean_cols, out, r0, r1)
+    else:
+        _bone_rows(x, parent_col, mean_cols, out, r0, r1)
 
 
 @njit(cache=True, nogil=True)
-def _motion_serial(x, last, wa, wb, out):
-    _motion_rows(x, last, wa, wb, out, 0, out.shape[0])
+def _pairs_serial(motion, x, parent_col, last, mean_cols, out):
+    _pair_rows(motion, x, parent_col, last, mean_cols, out, 0, out.shape[0])
 
 
 @njit(cache=True, parallel=True)
-def _motion_parallel(x, last, wa, wb, out):
+def _pairs_parallel(motion, x, parent_col, last, mean_cols, out):
     n = out.shape[0]
     for b in prange((n + _BLOCK_ROWS - 1) // _BLOCK_ROWS):
-        _motion_rows(x, last, wa, wb, out, b * _BLOCK_ROWS, min(n, (b + 1) * _BLOCK_ROWS))
+        _pair_rows(motion, x, parent_col, last, mean_cols, out, b * _BLOCK_ROWS, min(n, (b + 1) * _BLOCK_ROWS))
 
 
 def _frames_out(x: np.ndarray, out: np.ndarray | None, frames: int) -> np.ndarray:
@@ -121,9 +122,9 @@ def bones(x: np.ndarray, rule: PairRule, out: np.ndarray | None = None, parallel
     """Bones of frames ``x`` (F, M, V, C) float32 -> (F, M, V, C): ``pair(x[..., v, :], x[..., parent[v], :])``."""
     out = _frames_out(x, out, len(x))
     f, m, v, c = x.shape
-    parent_col, wa, wb = rule.columns()
-    kernel = _bone_parallel if parallel else _bone_serial
-    kernel(x.reshape(f * m, v * c), parent_col, wa, wb, out.reshape(f * m, v * c))
+    parent_col, mean_cols = rule.columns()
+    kernel = _pairs_parallel if parallel else _pairs_serial
+    kernel(False, x.reshape(f * m, v * c), parent_col, _NO_FLAGS, mean_cols, out.reshape(f * m, v * c))
     return out
 
 
@@ -140,10 +141,10 @@ def motion(x: np.ndarray, last: np.ndarray, rule: PairRule, out: np.ndarray | No
                          "or be followed by one more frame")
     out = _frames_out(x, out, frames)
     row = int(np.prod(x.shape[1:]))
-    m = x.shape[1]
-    _, wa, wb = rule.columns(m)
-    kernel = _motion_parallel if parallel else _motion_serial
-    kernel(x.reshape(len(x), row), np.ascontiguousarray(last, np.bool_), wa, wb, out.reshape(frames, row))
+    _, mean_cols = rule.columns(x.shape[1])
+    kernel = _pairs_parallel if parallel else _pairs_serial
+    kernel(True, x.reshape(len(x), row), _NO_COLUMNS, np.ascontiguousarray(last, np.bool_), mean_cols,
+           out.reshape(frames, row))
     return out
 
 
@@ -162,14 +163,19 @@ def last_frames(offsets: np.ndarray, start: int = 0, stop: int | None = None) ->
 
 
 @njit(cache=True, nogil=True)
-def _value(src, t, m, v, c, op, parents, wa, wb):
+def _pair(a, b, mean):
+    return 0.5 * (a + b) if mean else a - b
+
+
+@njit(cache=True, nogil=True)
+def _value(src, t, m, v, c, op, parents, mean):
     if op & BONE:
-        return wa[c] * src[t, m, v, c] + wb[c] * src[t, m, parents[v], c]
+        return _pair(src[t, m, v, c], src[t, m, parents[v], c], mean[c])
     return src[t, m, v, c]
 
 
 @njit(cache=True, nogil=True)
-def _gather_clip(src, inds, op, parents, wa, wb, out):
+def _gather_clip(src, inds, op, parents, mean, out):
     num_frames, persons, joints, channels = src.shape
     for m in range(out.shape[0]):
         for k in range(out.shape[1]):
@@ -179,9 +185,9 @@ def _gather_clip(src, inds, op, parents, wa, wb, out):
                 continue
             for v in range(joints):
                 for c in range(channels):
-                    here = _value(src, t, m, v, c, op, parents, wa, wb)
+                    here = _value(src, t, m, v, c, op, parents, mean)
                     if op & MOTION:
-                        here = wa[c] * _value(src, t + 1, m, v, c, op, parents, wa, wb) + wb[c] * here
+                        here = _pair(_value(src, t + 1, m, v, c, op, parents, mean), here, mean[c])
                     out[m, k, v, c] = here
 
 
@@ -193,7 +199,7 @@ def gather_clip(src: np.ndarray, inds: np.ndarray, op: int, rule: PairRule, out:
     -1 gives a zero frame (zero padding); persons beyond the sample's M are zero (padding), beyond M' dropped.
     ``out`` may be a channel slice of a larger clip (for concatenated modalities).
     """
-    _gather_clip(src, np.asarray(inds, np.int64), op, rule.parents, rule.wa, rule.wb, out)
+    _gather_clip(src, np.asarray(inds, np.int64), op, rule.parents, rule.mean, out)
     return out
 
 

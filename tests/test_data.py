@@ -10,7 +10,7 @@ from test_modalities import random_store
 
 from skeltools.modalities import write_modalities
 from skeltools.store import SkeletonStore
-from trainer.data import Augment, SkeletonDataset, make_loader, rotation_matrix, uniform_indices
+from trainer.data import Augment, EpochShuffle, SkeletonDataset, make_loader, rotation_matrix, uniform_indices
 
 CLIP = 10
 LENGTHS = [3, 10, 15, 19, 20, 37, 9, 25, 1, 12, 40, 16]  # around CLIP and 2 * CLIP
@@ -189,9 +189,10 @@ def test_augmentation_rotates_scales_and_shifts_present_frames(store_path):
 
 
 def test_rotation_matrix_is_rz_ry_rx():
-    a = 0.3
-    np.testing.assert_allclose(rotation_matrix([a, 0, 0]), [[1, 0, 0], [0, np.cos(a), np.sin(a)],
-                                                            [0, -np.sin(a), np.cos(a)]])
+    c, s = np.cos(0.3), np.sin(0.3)
+    np.testing.assert_allclose(rotation_matrix([0.3, 0, 0]), [[1, 0, 0], [0, c, s], [0, -s, c]])
+    np.testing.assert_allclose(rotation_matrix([0, 0.3, 0]), [[c, 0, -s], [0, 1, 0], [s, 0, c]])
+    np.testing.assert_allclose(rotation_matrix([0, 0, 0.3]), [[c, s, 0], [-s, c, 0], [0, 0, 1]])
     np.testing.assert_allclose(rotation_matrix([0.1, 0.2, 0.3]),
                                rotation_matrix([0, 0, 0.3]) @ rotation_matrix([0, 0.2, 0]) @ rotation_matrix([0.1, 0, 0]))
 
@@ -226,14 +227,32 @@ def _batches(loader):
 @pytest.mark.parametrize("in_memory", [True, False])
 def test_worker_processes_give_the_same_batches(store_path, in_memory):
     ds = SkeletonDataset(store_path, None, "j+b", clip_len=CLIP, augment=Augment(0.2), in_memory=in_memory)
+    loader = make_loader(ds, 4, num_workers=2)  # persistent forkserver workers
+    first = _batches(loader)
     ds.set_epoch(2)
     serial = _batches(make_loader(ds, 4, num_workers=0))
-    parallel = _batches(make_loader(ds, 4, num_workers=2))  # forkserver workers
+    parallel = _batches(loader)  # the same workers, now drawing for epoch 2
+    assert not all(np.array_equal(a, b) for (a, _), (b, _) in zip(first, parallel))
     assert len(serial) == len(LENGTHS) // 4  # drop_last in training
     for (a, la), (b, lb) in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(la, lb)
     ds.set_epoch(3)
     assert not all(np.array_equal(a, b) for (a, _), (b, _) in zip(serial, _batches(make_loader(ds, 4))))
-    labels = np.concatenate([la for _, la in serial])
-    assert sorted(labels.tolist()) == sorted(ds.labels.tolist())  # a permutation of the split
+    ds.set_epoch(2)
+    order = list(EpochShuffle(ds))
+    assert sorted(order) == list(range(len(ds)))
+    for k, (clips, labels) in enumerate(serial):  # batch k holds samples order[4k:4k+4], as ds[i] gives them
+        items = [ds[i] for i in order[4 * k:4 * k + 4]]
+        np.testing.assert_array_equal(clips, np.stack([clip for clip, _ in items]))
+        assert labels.tolist() == [label for _, label in items]
+
+
+def test_batches_of_multi_clip_samples_in_order(store_path):
+    ds = SkeletonDataset(store_path, "xsub_test", clip_len=CLIP, num_clips=3, train=False)
+    batches = _batches(make_loader(ds, 4))
+    assert [len(labels) for _, labels in batches] == [4, 2]  # in order, last batch kept at test time
+    clips = np.concatenate([c for c, _ in batches])
+    assert clips.shape == (len(ds), 3, 2, CLIP, 25, 3)
+    for i in range(len(ds)):
+        np.testing.assert_array_equal(clips[i], ds[i][0])

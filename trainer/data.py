@@ -16,8 +16,9 @@ Randomness comes from ``numpy.random.default_rng((seed, epoch, sample))`` in tra
 never change a draw, and test clips are the same in every run (pyskl reseeds with 255 per sample instead).
 
 Data lives in RAM (POSIX shared memory, which DataLoader workers attach to instead of copying; the default when
-it fits) or is read lazily per sample. ``make_loader`` builds a DataLoader with forkserver workers: a process
-that ran a numba parallel kernel must not fork workers that run one (the clip kernels here are serial anyway).
+it fits) or is read lazily per sample. ``make_loader`` builds whole batches in persistent forkserver workers
+(a process that ran a numba parallel kernel must not fork workers that run one; the clip kernels here are
+serial anyway), each batch request carrying the epoch.
 """
 from __future__ import annotations
 
@@ -59,19 +60,22 @@ def uniform_indices(length: int, clip_len: int, rng: np.random.Generator) -> np.
         return (rng.integers(length) + np.arange(clip_len)) % length
     if length < 2 * clip_len:
         skips = np.zeros(clip_len + 1, np.int64)
-        skips[rng.choice(clip_len + 1, length - clip_len, replace=False)] = 1
+        skips[rng.permutation(clip_len + 1)[:length - clip_len]] = 1  # a uniformly random set of gaps
         return np.arange(clip_len) + np.cumsum(skips)[:-1]
     bounds = np.arange(clip_len + 1) * length // clip_len
-    return bounds[:-1] + rng.integers(np.diff(bounds))
+    return bounds[:-1] + (rng.random(clip_len) * np.diff(bounds)).astype(np.int64)  # uniform in each segment
 
 
 def rotation_matrix(angles) -> np.ndarray:
-    """pyskl ``RandomRot``'s matrix for Euler angles (x, y, z): ``Rz @ Ry @ Rx``, applied as ``x' = R x``."""
+    """pyskl ``RandomRot``'s matrix for Euler angles (x, y, z), applied as ``x' = R x``::
+
+        R = Rz @ Ry @ Rx,  Rx = [[1, 0, 0], [0, cx, sx], [0, -sx, cx]],  Ry = [[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]],
+                           Rz = [[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]]   (c = cos, s = sin of each angle)
+    """
     (cx, cy, cz), (sx, sy, sz) = np.cos(angles), np.sin(angles)
-    rx = np.array([[1, 0, 0], [0, cx, sx], [0, -sx, cx]])
-    ry = np.array([[cy, 0, -sy], [0, 1, 0], [sy, 0, cy]])
-    rz = np.array([[cz, sz, 0], [-sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
+    return np.array([[cz * cy, cz * sy * sx + sz * cx, -cz * sy * cx + sz * sx],
+                     [-sz * cy, -sz * sy * sx + cz * cx, sz * sy * cx + cz * sx],
+                     [sy, -cy * sx, cy * cx]])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -225,11 +229,11 @@ class SkeletonDataset:
             self._store = SkeletonStore.open(self.path)
         return {name: self._store.read(int(self.rows[i]), name) for name in self.plan.sources}
 
-    def rng(self, i: int) -> np.random.Generator:
-        """The random stream of sample ``i`` for the current epoch (test mode: the same in every epoch)."""
+    def rng(self, i: int, epoch: int | None = None) -> np.random.Generator:
+        """The random stream of sample ``i`` in ``epoch`` (default: the current one; test mode: every epoch's)."""
         row = int(self.rows[i])
-        key = [self.seed, _TRAIN, self.epoch, row] if self.train else [self.seed, _TEST, row]
-        return np.random.default_rng(key)
+        epoch = self.epoch if epoch is None else epoch
+        return np.random.default_rng([self.seed, _TRAIN, epoch, row] if self.train else [self.seed, _TEST, row])
 
     def indices(self, i: int, rng: np.random.Generator) -> np.ndarray:
         """Frame indices of one clip of sample ``i`` (-1: a zero-padding frame)."""
@@ -239,14 +243,26 @@ class SkeletonDataset:
         return uniform_indices(length, self.clip_len, rng)
 
     def __getitem__(self, i: int):
+        out = np.empty(self.clip_shape, np.float32)
+        self._fill(i, out.reshape(self.num_clips, *out.shape[-4:]))
+        return out, int(self.labels[i])
+
+    def batch(self, items, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Samples ``items`` at once, drawn for ``epoch`` (default: the current one): clips
+        ``(B, *clip_shape)`` float32 and labels ``(B,)`` int64."""
+        out = np.empty((len(items), self.num_clips, *self.clip_shape[-4:]), np.float32)
+        for i, clips in zip(items, out):
+            self._fill(i, clips, epoch)
+        return out.reshape(len(items), *self.clip_shape), self.labels[np.asarray(items, np.int64)]
+
+    def _fill(self, i: int, out: np.ndarray, epoch: int | None = None) -> None:
+        """Write sample ``i``'s clips into ``out`` (num_clips, M, T, V, C)."""
         arrays = self._arrays(i)
-        rng = self.rng(i)
-        out = np.empty((self.num_clips, *self.clip_shape[-4:]), np.float32)
+        rng = self.rng(i, epoch)
         for clip in out:
             self.plan.clip(arrays, self.indices(i, rng), self.rule, clip)
         if self.train and self.augment.active:
             self._augment(out, rng)
-        return (out[0] if self.num_clips == 1 else out), int(self.labels[i])
 
     def _augment(self, clips: np.ndarray, rng: np.random.Generator) -> None:
         a = self.augment
@@ -278,18 +294,48 @@ class EpochShuffle:
         return iter(rng.permutation(len(self.dataset)).tolist())
 
 
+class _EpochBatches:
+    """Batch sampler yielding ``(epoch, indices)``: the epoch travels with each request, so persistent workers
+    draw for the epoch the main process is in."""
+
+    def __init__(self, batches, dataset: SkeletonDataset):
+        self.batches, self.dataset = batches, dataset
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        epoch = self.dataset.epoch
+        return ((epoch, items) for items in self.batches)
+
+
+class _Batches:
+    """Map-style view of a dataset whose items are whole batches: ``(epoch, indices)`` -> ``dataset.batch``."""
+
+    def __init__(self, dataset: SkeletonDataset):
+        self.dataset = dataset
+
+    def __getitem__(self, request):
+        epoch, items = request
+        return self.dataset.batch(items, epoch)
+
+
 def make_loader(dataset: SkeletonDataset, batch_size: int, *, shuffle: bool | None = None, num_workers: int = 0,
                 drop_last: bool | None = None, sampler=None, pin_memory: bool = False):
-    """A torch DataLoader over ``dataset`` with forkserver workers (safe after numba parallel kernels ran).
+    """A torch DataLoader of ``(clips, labels)`` tensor batches, with forkserver workers (safe after numba
+    parallel kernels ran in this process).
 
-    ``shuffle`` (default: ``dataset.train``) uses ``EpochShuffle``; pass ``sampler`` instead for DDP. Workers are
-    not persistent: each epoch's workers receive the dataset as it is, ``set_epoch`` included.
+    Batches are built whole by ``dataset.batch`` (no per-sample collation). ``shuffle`` (default:
+    ``dataset.train``) uses ``EpochShuffle``; pass ``sampler`` instead for DDP. ``drop_last`` defaults to
+    ``dataset.train``. Workers persist across epochs (their start-up, about a second, is paid once); each batch
+    request carries ``dataset.epoch``, so ``set_epoch`` reaches them.
     """
-    from torch.utils.data import DataLoader
+    from torch.utils.data import BatchSampler, DataLoader, SequentialSampler
 
     shuffle = dataset.train if shuffle is None else shuffle
-    if sampler is None and shuffle:
-        sampler = EpochShuffle(dataset)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      drop_last=dataset.train if drop_last is None else drop_last, pin_memory=pin_memory,
+    if sampler is None:
+        sampler = EpochShuffle(dataset) if shuffle else SequentialSampler(range(len(dataset)))
+    batches = BatchSampler(sampler, batch_size, dataset.train if drop_last is None else drop_last)
+    return DataLoader(_Batches(dataset), batch_size=None, sampler=_EpochBatches(batches, dataset),
+                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
                       multiprocessing_context="forkserver" if num_workers > 0 else None)
