@@ -117,6 +117,14 @@ def test_shapes_labels_and_split_filtering(store_path, frames):
             assert not clip[:, t:].any()
 
 
+def test_explicit_rows_instead_of_a_split(store_path, frames):
+    ds = SkeletonDataset(store_path, rows=[7, 2, 5], clip_len=5, sampling="full", pad="zero")
+    assert ds.rows.tolist() == [2, 5, 7] and list(ds.sample_ids) == ["s002", "s005", "s007"]
+    np.testing.assert_array_equal(ds[1][0], frames[5][np.arange(5) * 37 // 5].transpose(1, 0, 2, 3))
+    with pytest.raises(IndexError, match="out of range"):
+        SkeletonDataset(store_path, rows=[0, len(LENGTHS)])
+
+
 def test_full_mode_loop_padding_and_subsampling(store_path, frames):
     ds = SkeletonDataset(store_path, None, clip_len=20, sampling="full", train=False)
     for i in (0, 5):  # 3 frames looped up to 20; 37 frames evenly subsampled to 20

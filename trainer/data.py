@@ -144,12 +144,13 @@ class SkeletonDataset:
     ``sampling``: ``uniform`` (random in training, seeded per sample at test) or ``full`` (whole sequence,
     ``pad`` = ``loop`` or ``zero`` up to ``clip_len``; longer sequences are evenly subsampled). ``persons``: M
     (default: the store's). ``in_memory``: None = in RAM when it fits (module doc), True/False to force.
+    ``rows``: explicit store positions (a held-out part, ...), used instead of ``split``; kept in ascending order.
     """
 
     def __init__(self, store, split: str | None = "xsub_train", modality: str = "j", clip_len: int = 100,
                  num_clips: int = 1, train: bool = True, seed: int = 0, *, sampling: str = "uniform",
                  pad: str = "loop", augment: Augment = Augment(), persons: int | None = None,
-                 in_memory: bool | None = None):
+                 in_memory: bool | None = None, rows=None):
         from skeltools.store import SkeletonStore
 
         store = store if isinstance(store, SkeletonStore) else SkeletonStore.open(store)
@@ -168,7 +169,9 @@ class SkeletonDataset:
         self.persons = persons or store.attrs["persons"]
         self.plan = FeaturePlan.make(modality, store.modalities)
         self.rule = pair_rule(store.attrs)
-        self.rows = store.rows(split)
+        self.rows = store.rows(split) if rows is None else np.unique(np.asarray(rows, np.int64))
+        if len(self.rows) and not 0 <= self.rows[0] <= self.rows[-1] < len(store):
+            raise IndexError(f"rows out of range for a store of {len(store)} samples")
         self.labels = store.index.column("label").to_numpy()[self.rows].astype(np.int64)
         self.sample_ids = np.asarray(store.index.column("sample_id").to_pylist(), dtype=object)[self.rows]
         self.lengths = store.lengths[self.rows]
