@@ -111,8 +111,8 @@ def store_table(x, offsets, frames: int, threads: int) -> None:
               "3 arrays written, zstd + crc32c")
         for workers in sorted({1, threads}):
             summary = write_modalities(path, workers=workers, overwrite=True, progress=False)
-            print(f"  {workers} worker(s): {summary['seconds']:.2f} s, {3 * x.nbytes / 1e6 / summary['seconds']:.0f} MB/s "
-                  "of output")
+            rate = 3 * x.nbytes / 1e6 / summary["seconds"]
+            print(f"  {workers} worker(s): {summary['seconds']:.2f} s, {rate:.0f} MB/s of output")
 
 
 def main() -> None:

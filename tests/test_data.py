@@ -201,8 +201,8 @@ def test_rotation_matrix_is_rz_ry_rx():
     np.testing.assert_allclose(rotation_matrix([0.3, 0, 0]), [[1, 0, 0], [0, c, s], [0, -s, c]])
     np.testing.assert_allclose(rotation_matrix([0, 0.3, 0]), [[c, 0, -s], [0, 1, 0], [s, 0, c]])
     np.testing.assert_allclose(rotation_matrix([0, 0, 0.3]), [[c, s, 0], [-s, c, 0], [0, 0, 1]])
-    np.testing.assert_allclose(rotation_matrix([0.1, 0.2, 0.3]),
-                               rotation_matrix([0, 0, 0.3]) @ rotation_matrix([0, 0.2, 0]) @ rotation_matrix([0.1, 0, 0]))
+    rz, ry, rx = rotation_matrix([0, 0, 0.3]), rotation_matrix([0, 0.2, 0]), rotation_matrix([0.1, 0, 0])
+    np.testing.assert_allclose(rotation_matrix([0.1, 0.2, 0.3]), rz @ ry @ rx)
 
 
 def test_bad_arguments(tmp_path, store_path):

@@ -115,7 +115,8 @@ def test_interrupted_run_leaves_the_store_as_it_was(tmp_path, monkeypatch):
 
     monkeypatch.setattr(modalities_mod, "write_shard", real_write_shard)
     write_modalities(path, workers=1, progress=False)  # starts afresh
-    np.testing.assert_array_equal(SkeletonStore.open(path).array("joint_motion")[:], numpy_motion(frames, offsets, False))
+    motion = SkeletonStore.open(path).array("joint_motion")[:]
+    np.testing.assert_array_equal(motion, numpy_motion(frames, offsets, False))
     assert not modalities_work_dir(path).exists()
 
 

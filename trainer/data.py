@@ -117,19 +117,20 @@ class SharedArray:
         self._attach(shared_memory.SharedMemory(name=state["name"]), state["shape"], state["dtype"], owner=False)
 
 
-def _memory_room() -> int:
-    """Bytes this process may fill with shared arrays: half the available RAM, capped by /dev/shm's free space."""
-    room = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+def _available_ram() -> int:
     try:
         with open("/proc/meminfo") as fh:
-            room = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
     except (OSError, StopIteration):
-        pass
-    room //= 2
-    if os.path.isdir("/dev/shm"):
-        st = os.statvfs("/dev/shm")
-        room = min(room, st.f_bavail * st.f_frsize)
-    return room
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def _shared_room() -> int:
+    """Free bytes for POSIX shared memory (/dev/shm, often small in containers: ``--shm-size``)."""
+    if not os.path.isdir("/dev/shm"):
+        return _available_ram()
+    st = os.statvfs("/dev/shm")
+    return st.f_bavail * st.f_frsize
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -143,7 +144,8 @@ class SkeletonDataset:
     C = channels per feature x number of features in ``modality`` (``j``, ``b``, ``jm``, ``bm``, ``j+b``, ...).
     ``sampling``: ``uniform`` (random in training, seeded per sample at test) or ``full`` (whole sequence,
     ``pad`` = ``loop`` or ``zero`` up to ``clip_len``; longer sequences are evenly subsampled). ``persons``: M
-    (default: the store's). ``in_memory``: None = in RAM when it fits (module doc), True/False to force.
+    (default: the store's). ``in_memory``: None = in RAM when it fits in half the available memory and in
+    /dev/shm, True/False to force.
     ``rows``: explicit store positions (a held-out part, ...), used instead of ``split``; kept in ascending order.
     """
 
@@ -161,7 +163,8 @@ class SkeletonDataset:
         if clip_len < 1 or num_clips < 1:
             raise ValueError(f"clip_len and num_clips must be positive (got {clip_len}, {num_clips})")
         if augment.active and store.attrs["coords"] != "xyz":
-            raise ValueError(f"{store.path}: augmentation needs 3D coordinates, the store has {store.attrs['coords']!r}")
+            raise ValueError(f"{store.path}: augmentation needs 3D coordinates, "
+                             f"the store has {store.attrs['coords']!r}")
         kernels.pad_indices(1, 1, pad)  # validates pad
         self.path, self.split, self.modality = Path(store.path), split, modality
         self.clip_len, self.num_clips, self.train, self.seed, self.epoch = clip_len, num_clips, train, seed, 0
@@ -178,7 +181,10 @@ class SkeletonDataset:
         self._joints = store.array("joint").shape[2]
         nbytes = int(self.lengths.sum()) * int(np.prod(store.array("joint").shape[1:])) * 4 * len(self.plan.sources)
         if in_memory is None:
-            in_memory = nbytes <= _memory_room()
+            in_memory = nbytes <= min(_available_ram() // 2, _shared_room())
+        elif in_memory and nbytes > _shared_room():
+            raise MemoryError(f"{store.path}: {nbytes / 1e9:.1f} GB of frames do not fit in /dev/shm "
+                              f"({_shared_room() / 1e9:.1f} GB free); enlarge it or use in_memory=False")
         self._store = store
         self._shared = self._load(store) if in_memory else None
 
