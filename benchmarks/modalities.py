@@ -56,7 +56,7 @@ def synthetic_frames(frames: int, seed: int):
     lengths = np.clip(rng.lognormal(np.log(75), 0.45, frames // 30), 30, 300).astype(np.int64)
     lengths = lengths[:np.searchsorted(np.cumsum(lengths), frames)]
     lengths = np.append(lengths, frames - lengths.sum())
-    x = rng.normal(size=(frames, 2, 25, 3)).astype(np.float32)
+    x = np.cumsum(rng.normal(scale=0.01, size=(frames, 2, 25, 3)), axis=0, dtype=np.float32)  # smooth, like poses
     return x, np.concatenate([[0], np.cumsum(lengths)])
 
 

@@ -153,8 +153,9 @@ def write_shard(task: tuple) -> float:
     t0 = time.perf_counter()
     joint = zarr.open_array(str(Path(store_path) / "joint"), mode="r")
     block = np.ascontiguousarray(joint[start:min(stop + 1, joint.shape[0])])
-    for name, data in compute_block(block, last, features, rule, parallel).items():
-        write_frames(Path(work_path) / name, start, data)
+    with zarr.config.set({"codec_pipeline.batch_size": 64}):  # encodes whole shards about a third faster
+        for name, data in compute_block(block, last, features, rule, parallel).items():
+            write_frames(Path(work_path) / name, start, data)
     return time.perf_counter() - t0
 
 
