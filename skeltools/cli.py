@@ -208,5 +208,123 @@ def export(store, fmt, output, feats, frames, pad, overwrite, quiet) -> None:
                  progress=not quiet, log=lambda m: click.echo(m))
 
 
+def _recipe_overrides(values: dict, sets: tuple[str, ...]) -> dict:
+    """CLI options and ``--set key=value`` pairs as recipe overrides (None: keep the recipe's value)."""
+    overrides = {k: v for k, v in values.items() if v is not None}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r}: expected key=value", param_hint="--set")
+        overrides[key.strip().replace("-", "_")] = value.strip()
+    return overrides
+
+
+@main.command()
+@click.option("--arch", required=True, type=click.Choice(["dualhead", "dgstgcn", "msg3d", "stgcn", "stgcnpp"]))
+@click.option("--store", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--split", "protocol", default="xsub", show_default=True,
+              help="Protocol: uses its {split}_train part (and {split}_val if the store has one).")
+@click.option("--modality", default="j", show_default=True, help="j, b, jm, bm, or a concatenation like j+b.")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Run directory.")
+@click.option("--epochs", type=int, default=None, help="Recipe override.")
+@click.option("--batch-size", type=int, default=None, help="Global batch size; the LR scales linearly with it.")
+@click.option("--lr", type=float, default=None, help="Explicit learning rate (no batch-size scaling).")
+@click.option("--clip-len", type=int, default=None, help="Frames per clip.")
+@click.option("--seed", type=int, default=None)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any other recipe field, e.g. rotation=0.1.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "off"]), default="auto", show_default=True,
+              help="Mixed precision on CUDA (CPU always trains in fp32).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len, seed, sets, device, amp, compile_,
+          workers, resume) -> None:
+    """Train a model on a store with its reference recipe (every field overridable).
+
+    Launch with torchrun for DDP (gloo on CPU, NCCL on GPUs).
+
+    \b
+    Example:
+      skeltools train --arch dgstgcn --store ntu60.zarr --split xsub --modality j -o runs/dgstgcn_j
+      torchrun --nproc-per-node 4 -m skeltools.cli train --arch dualhead --store ntu60.zarr -o runs/dh_j
+    """
+    from skeltools.store import SkeletonStore
+    from trainer.recipes import resolve_recipe
+    from trainer.train import RunConfig, train as run_training
+
+    st = SkeletonStore.open(store)
+    overrides = _recipe_overrides({"epochs": epochs, "batch_size": batch_size, "lr": lr, "clip_len": clip_len,
+                                   "seed": seed}, sets)
+    recipe = resolve_recipe(arch, dataset=st.attrs["dataset"], split=f"{protocol}_train", overrides=overrides)
+    cfg = RunConfig(arch=arch, store=str(store), out_dir=str(out), protocol=protocol, modality=modality,
+                    device=device, amp=amp, compile=compile_, workers=workers, resume=resume)
+    summary = run_training(cfg, recipe, log=click.echo)
+    click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%} ({summary['validation']})")
+
+
+@main.command("test")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--store", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Store to test on (default: the one the run trained on).")
+@click.option("--clips", type=int, default=None, help="Clips per sample (default: the recipe's, 10 for DG-STGCN).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True)
+def test_cmd(run_dir, store, clips, device, batch_size, workers) -> None:
+    """Test a run's best checkpoint: top-1/top-5/mean-class accuracy, confusion matrix, scores.parquet.
+
+    \b
+    Example:
+      skeltools test runs/dgstgcn_j --clips 10
+    """
+    from trainer.testing import test_run
+
+    r = test_run(run_dir, store=str(store) if store else None, clips=clips, device=device, batch_size=batch_size,
+                 workers=workers, log=click.echo)
+    click.echo(f"{run_dir}: top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}  mean-class {r['mean_class']:.2%}  "
+               f"({r['num_samples']} samples, {r['clips']} clip(s))")
+    if r["worst_confusions"]:
+        click.echo("most confused: " + "; ".join(r["worst_confusions"][:3]))
+
+
+@main.command("ensemble")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--weights", default="equal", show_default=True,
+              help="equal, 2:2:1:1 (pyskl J:B:JM:BM), ctrgcn (0.6,0.6,0.4,0.4), or numbers like 2,1.")
+@click.option("--search", is_flag=True, help="Fit the weights on the runs' validation scores instead.")
+@click.option("--on", type=click.Choice(["probs", "logits"]), default="probs", show_default=True,
+              help="Fuse probabilities (pyskl) or logits (MS-G3D, CTR-GCN).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the fused scores here (parquet).")
+def ensemble_cmd(run_dirs, weights, search, on, output) -> None:
+    """Fuse the test scores of several runs (streams) by sample id and report per-stream and fused accuracy.
+
+    \b
+    Example:
+      skeltools ensemble runs/j runs/b runs/jm runs/bm --weights 2:2:1:1
+      skeltools ensemble runs/j runs/b --search
+    """
+    from trainer.ensemble import ensemble, search_weights
+    from trainer.evaluate import read_scores
+
+    def scores(path: Path, name: str):
+        file = path / name if path.is_dir() else path
+        if not file.exists():
+            raise click.ClickException(f"{file} not found; run `skeltools test {path}` first")
+        return read_scores(file)
+
+    if search:
+        fit = search_weights([scores(d, "val_scores.parquet") for d in run_dirs], on=on)
+        click.echo(f"weights fitted on the validation parts: {', '.join(f'{w:.2f}' for w in fit.weights)} "
+                   f"(validation top-1 {fit.score:.2%}, {fit.candidates} weightings tried)")
+        weights = list(fit.weights)
+    result = ensemble([scores(d, "scores.parquet") for d in run_dirs], weights, on=on,
+                      names=[d.name for d in run_dirs])
+    click.echo(result.table())
+    if output:
+        result.scores.write(output)
+
+
 if __name__ == "__main__":
     sys.exit(main())

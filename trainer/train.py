@@ -1,0 +1,388 @@
+"""The training loop: AMP on CUDA, DDP under torchrun, a checkpoint every epoch, exact resume, NaN guard.
+
+A run directory holds ``run.json`` (what was trained on what), ``recipe.json`` (the resolved recipe),
+``metrics.csv`` (one row per epoch), ``last.pt`` (everything needed to resume), ``best.pt`` (the weights of the
+epoch with the best validation top-1) and ``curves.png`` when matplotlib is installed.
+
+Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded 5 % of the train
+part held out from training (``run.json`` says which). Randomness derives from ``(seed, epoch, sample)``: the
+sample order of an epoch is a permutation seeded by ``(seed, epoch)``, and the dataset's clip draws by
+``(seed, epoch, sample)``, so neither the worker count nor a resume changes what the model sees.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from trainer.recipes import Recipe
+
+VAL_FRACTION = 0.05
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to train on what (the recipe says how)."""
+
+    arch: str
+    store: str
+    out_dir: str
+    protocol: str = "xsub"  # split columns {protocol}_train / _val / _test
+    modality: str = "j"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 if supported, else fp16 on CUDA; off on CPU) | bf16 | fp16 | off
+    compile: bool = False
+    workers: int = 2
+    resume: bool = False
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pieces
+
+
+def lr_factor(recipe: Recipe, iteration: int, iters_per_epoch: int) -> float:
+    """Learning-rate multiplier at ``iteration`` (0-based, counted over the whole run)."""
+    epoch = iteration / iters_per_epoch
+    if recipe.warmup_epochs and epoch < recipe.warmup_epochs:
+        return (iteration + 1) / (recipe.warmup_epochs * iters_per_epoch)
+    if recipe.schedule == "cosine":
+        total = recipe.epochs * iters_per_epoch
+        return 0.5 * (1 + math.cos(math.pi * min(iteration, total) / total))
+    return recipe.gamma ** sum(int(epoch) >= m for m in recipe.milestones)
+
+
+def holdout(rows: np.ndarray, seed: int, fraction: float = VAL_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Split train rows into (train, validation): a seeded ``fraction`` (at least one sample) held out."""
+    rng = np.random.default_rng([seed, 0xBA1])
+    n_val = max(1, int(round(len(rows) * fraction)))
+    picked = np.zeros(len(rows), bool)
+    picked[rng.choice(len(rows), n_val, replace=False)] = True
+    return rows[~picked], rows[picked]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32."""
+    if device.type != "cuda" or mode == "off":
+        if mode in ("bf16", "fp16") and device.type != "cuda":
+            raise RuntimeError(f"--amp {mode} needs a CUDA device; CPU training runs in fp32")
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[mode]
+
+
+class HeadsForward(nn.Module):
+    """Wraps a two-head model so that ``forward(x, heads=True)`` returns both heads' logits (DDP-friendly)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, heads: bool = False):
+        return self.model.forward_heads(x) if heads else self.model(x)
+
+
+def compute_loss(model: nn.Module, clips: torch.Tensor, labels: torch.Tensor, criterion,
+                 heads_mu: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits). A two-head model (``heads_mu`` set) trains on the mean of its heads' losses and predicts
+    with ``mu·fine + (1 - mu)·coarse``, as DualHead-Net does."""
+    if heads_mu is None:
+        logits = model(clips)
+        return criterion(logits, labels), logits
+    fine, coarse = model(clips, heads=True)
+    loss = (criterion(fine, labels) + criterion(coarse, labels)) / 2
+    return loss, heads_mu * fine + (1 - heads_mu) * coarse
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Distributed
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_name: str) -> Dist:
+    """Join the process group when launched by torchrun (gloo on CPU, NCCL on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_name != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), local)
+
+
+def all_sum(values: list[float], ctx: Dist, device: torch.device) -> list[float]:
+    if ctx.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoints and logs
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_metrics(history: list[dict[str, float]], out_dir: Path) -> None:
+    """``metrics.csv`` (one row per epoch) and, when matplotlib is installed, ``curves.png``."""
+    with open(out_dir / "metrics.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    plot_curves(history, out_dir / "curves.png")
+
+
+def plot_curves(history: list[dict[str, float]], path: Path) -> bool:
+    """Loss and accuracy per epoch; False (and nothing written) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax_loss.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_acc.plot(epochs, [h["train_top1"] for h in history], label="train")
+    ax_acc.plot(epochs, [h["val_top1"] for h in history], label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="top-1", title="accuracy", ylim=(0, 1))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loop
+
+
+def build_datasets(cfg: RunConfig, recipe: Recipe, store) -> tuple[Any, Any, str]:
+    """(train, validation, how validation was chosen) for the run's protocol."""
+    from trainer.data import Augment, SkeletonDataset
+
+    common = dict(modality=cfg.modality, clip_len=recipe.clip_len, seed=recipe.seed, sampling=recipe.sampling,
+                  pad=recipe.pad_mode)
+    train_rows = store.rows(f"{cfg.protocol}_train")
+    if f"{cfg.protocol}_val" in store.split_columns:
+        val_rows, val_source = store.rows(f"{cfg.protocol}_val"), f"{cfg.protocol}_val"
+    else:
+        train_rows, val_rows = holdout(train_rows, recipe.seed)
+        val_source = f"a seeded {VAL_FRACTION:.0%} of {cfg.protocol}_train ({len(val_rows)} samples), held out"
+    augment = Augment(rot_theta=recipe.rotation) if store.attrs["coords"] == "xyz" else Augment()
+    train = SkeletonDataset(store, rows=train_rows, train=True, augment=augment, **common)
+    val = SkeletonDataset(store, rows=val_rows, train=False, **common)
+    return train, val, val_source
+
+
+def _loader(dataset, batch_size: int, workers: int, ctx: Dist, *, train: bool, seed: int):
+    """Training: shuffled by (seed, epoch), split across ranks. Evaluation: each rank takes every world-th sample."""
+    from torch.utils.data import DistributedSampler
+
+    from trainer.data import make_loader
+
+    sampler = None
+    if ctx.world > 1:
+        sampler = (DistributedSampler(dataset, ctx.world, ctx.rank, shuffle=True, seed=seed) if train
+                   else range(ctx.rank, len(dataset), ctx.world))
+    return make_loader(dataset, batch_size, shuffle=train, sampler=sampler, num_workers=workers)
+
+
+def run_epoch(model, loader, criterion, device, *, heads_mu, optimizer=None, scheduler=None, scaler=None,
+              autocast_dtype=None, ctx: Dist = Dist(), desc: str = "") -> dict[str, float]:
+    """One pass over ``loader``: trains when ``optimizer`` is given, else evaluates. Sums are reduced over ranks."""
+    from tqdm import tqdm
+
+    training = optimizer is not None
+    model.train(training)
+    loss_sum = correct = count = 0.0
+    autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext())
+    with torch.set_grad_enabled(training):
+        for clips, labels in tqdm(loader, desc=desc, leave=False, disable=not ctx.main, unit="batch"):
+            clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with autocast:
+                loss, logits = compute_loss(model, clips, labels, criterion, heads_mu)
+            if training:
+                if not torch.isfinite(loss.detach()):
+                    raise TrainingDiverged(f"{desc}: the loss became {loss.item()} at iteration "
+                                           f"{scheduler.last_epoch}; lower the learning rate (--lr) or check the data")
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                scheduler.step()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            count += len(labels)
+    loss_sum, correct, count = all_sum([loss_sum, correct, count], ctx, device)
+    if count and not math.isfinite(loss_sum):
+        raise TrainingDiverged(f"{desc}: the loss is not finite")
+    return {"loss": loss_sum / max(count, 1), "top1": correct / max(count, 1), "samples": int(count)}
+
+
+def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
+    """Train ``cfg.arch`` with ``recipe``; returns the run summary (also in ``run.json``)."""
+    from skeltools.store import SkeletonStore
+    from trainer.losses import build_loss
+    from trainer.models import build_model
+
+    ctx = init_distributed(cfg.device)
+    try:
+        device = pick_device(f"cuda:{ctx.local_rank}" if cfg.device in ("auto", "cuda") and torch.cuda.is_available()
+                             and ctx.world > 1 else cfg.device)
+        out = Path(cfg.out_dir)
+        store = SkeletonStore.open(cfg.store)
+        train_set, val_set, val_source = build_datasets(cfg, recipe, store)
+        num_classes = len(store.class_names)
+        torch.manual_seed(recipe.seed)
+        model = build_model(cfg.arch, num_classes=num_classes, layout=store.attrs["layout"],
+                            in_channels=train_set.channels, num_persons=train_set.persons, **cfg.model_kwargs)
+        heads_mu = getattr(model, "mu", None) if hasattr(model, "forward_heads") else None
+        net: nn.Module = HeadsForward(model) if heads_mu is not None else model
+        net.to(device)
+        if ctx.world > 1:
+            net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            net = torch.compile(net)
+        batch = recipe.batch_size // ctx.world
+        if batch < 1 or recipe.batch_size % ctx.world:
+            raise ValueError(f"batch size {recipe.batch_size} does not split over {ctx.world} processes")
+        train_loader = _loader(train_set, batch, cfg.workers, ctx, train=True, seed=recipe.seed)
+        val_loader = _loader(val_set, batch, cfg.workers, ctx, train=False, seed=recipe.seed)
+        iters = len(train_loader)
+        if iters == 0:
+            raise ValueError(f"{len(train_set)} training samples give no full batch of {batch}; lower --batch-size")
+        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.effective_lr, momentum=recipe.momentum,
+                                    weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(recipe, it, iters))
+        dtype = amp_dtype(cfg.amp, device)
+        scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+        class_counts = np.bincount(train_set.labels, minlength=num_classes)
+        criterion = build_loss(recipe.loss, class_counts=class_counts, label_smoothing=recipe.label_smoothing) \
+            if recipe.loss == "ce" else build_loss(recipe.loss, class_counts=class_counts)
+
+        run = {"arch": cfg.arch, "store": str(Path(cfg.store).resolve()), "protocol": cfg.protocol,
+               "modality": cfg.modality, "layout": store.attrs["layout"], "dataset": store.attrs["dataset"],
+               "preset": store.attrs.get("preset"), "class_names": store.class_names, "num_classes": num_classes,
+               "in_channels": train_set.channels, "num_persons": train_set.persons,
+               "model_kwargs": cfg.model_kwargs, "validation": val_source, "train_samples": len(train_set),
+               "world_size": ctx.world, "device": str(device), "amp": str(dtype).replace("torch.", "") if dtype else "off"}
+        start_epoch, best, history = 0, -1.0, []
+        last = out / "last.pt"
+        if cfg.resume and last.exists():
+            state = torch.load(last, map_location=device, weights_only=False)
+            if state["recipe"] != recipe.to_dict():
+                raise ValueError(f"{last} was written with another recipe; resume with the same options")
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            _set_rng_state(state["rng"])
+            start_epoch, best, history = state["epoch"], state["best"], state["history"]
+            log(f"resuming {out} at epoch {start_epoch + 1}/{recipe.epochs}")
+        elif ctx.main:
+            out.mkdir(parents=True, exist_ok=True)
+            if last.exists():
+                raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another -o")
+            recipe.save(out / "recipe.json")
+            (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+
+        for epoch in range(start_epoch, recipe.epochs):
+            t0 = time.perf_counter()
+            train_set.set_epoch(epoch)
+            if ctx.world > 1:
+                train_loader.sampler.set_epoch(epoch)
+            tr = run_epoch(net, train_loader, criterion, device, heads_mu=heads_mu, optimizer=optimizer,
+                           scheduler=scheduler, scaler=scaler, autocast_dtype=dtype, ctx=ctx,
+                           desc=f"epoch {epoch + 1}/{recipe.epochs}")
+            va = run_epoch(net, val_loader, criterion, device, heads_mu=heads_mu, autocast_dtype=dtype, ctx=ctx,
+                           desc="validation")
+            history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tr["loss"],
+                            "train_top1": tr["top1"], "val_loss": va["loss"], "val_top1": va["top1"],
+                            "seconds": round(time.perf_counter() - t0, 2)})
+            improved = va["top1"] > best
+            best = max(best, va["top1"])
+            if ctx.main:
+                if improved:
+                    save_atomic({"model": model.state_dict(), "epoch": epoch + 1, "val_top1": va["top1"]},
+                                out / "best.pt")
+                save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+                             "rng": _rng_state(), "epoch": epoch + 1, "best": best, "history": history,
+                             "recipe": recipe.to_dict()}, last)
+                write_metrics(history, out)
+                h = history[-1]
+                log(f"epoch {epoch + 1}/{recipe.epochs}  loss {h['train_loss']:.4f}  train {h['train_top1']:.3f}  "
+                    f"val {h['val_top1']:.3f}  ({h['seconds']:.1f} s)")
+        summary = run | {"epochs": recipe.epochs, "best_val_top1": best,
+                         "final": history[-1] if history else None}
+        if ctx.main:
+            (out / "run.json").write_text(json.dumps(summary, indent=1) + "\n")
+        return summary
+    finally:
+        if ctx.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
