@@ -627,17 +627,23 @@ def corpus_actions(samples: int, num_classes: int | None = None,
 
 
 def sample_names(actions: list[int], dataset: str = "ntu60") -> list[str]:
-    """Distinct SsssCcccPpppRrrrAaaa names, spread so that consecutive samples change camera, performer and
-    setup: any ten samples already put samples on both sides of X-Sub, X-View and X-Set. Names on the official
+    """Distinct SsssCcccPpppRrrrAaaa names. Each action walks through performers, cameras and setups on its own
+    counter, so every class is spread evenly over both sides of X-Sub, X-View and X-Set (the split never predicts
+    the class), and consecutive samples of different actions already land on both sides. Names on the official
     missing-skeleton lists are skipped, since converters exclude them by default."""
     if dataset not in ("ntu60", "ntu120"):
         raise ValueError(f"dataset must be 'ntu60' or 'ntu120', got {dataset!r}")
     setups, performers = {"ntu60": (17, 40), "ntu120": (32, 106)}[dataset]
     cells = setups * 3 * performers * 2
     used = set(ntu_missing_samples("ntu120"))   # a superset of the ntu60 list
+    rank = {a: k for k, a in enumerate(dict.fromkeys(actions))}  # actions in order of first appearance
+    seen: dict[int, int] = {}
     names = []
-    for n, action in enumerate(actions):
-        cell = (((n % setups) * 3 + n % 3) * performers + n % performers) * 2 + (n // 3) % 2
+    for action in actions:
+        j, k = seen.get(action, 0), rank[action]
+        seen[action] = j + 1
+        s, c, p, r = (5 * j + k) % setups, (j + k) % 3, (7 * j + 3 * k) % performers, (j // 3 + k) % 2
+        cell = ((s * 3 + c) * performers + p) * 2 + r
         for _ in range(cells):
             s, rest = divmod(cell, 3 * performers * 2)
             c, rest = divmod(rest, performers * 2)

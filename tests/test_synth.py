@@ -108,6 +108,18 @@ def test_file_names_sizes_and_splits(corpus):
     assert 200e3 < sizes.mean() < 350e3 and sizes.min() > 80e3
 
 
+def test_every_class_is_balanced_over_every_split():
+    actions = synth.corpus_actions(400)
+    for dataset in ("ntu60", "ntu120"):
+        spec = get_dataset(dataset)
+        names = synth.sample_names(actions, dataset)
+        for protocol in spec.protocols:
+            for action in set(actions):
+                flags = [spec.split_flags(parse_ntu_name(n))[f"{protocol}_train"]
+                         for n, a in zip(names, actions) if a == action]
+                assert 0.25 <= np.mean(flags) <= 0.8, (dataset, protocol, action, np.mean(flags))
+
+
 def test_names_avoid_official_missing_lists(ntu_fixtures):
     missing = set()
     for f in ("NTU_RGBD_samples_with_missing_skeletons.txt", "NTU_RGBD120_samples_with_missing_skeletons.txt"):
