@@ -260,7 +260,8 @@ def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len
     cfg = RunConfig(arch=arch, store=str(store), out_dir=str(out), protocol=protocol, modality=modality,
                     device=device, amp=amp, compile=compile_, workers=workers, resume=resume)
     summary = run_training(cfg, recipe, log=click.echo)
-    click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%} ({summary['validation']})")
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%} ({summary['validation']})")
 
 
 @main.command("test")

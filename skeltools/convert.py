@@ -190,6 +190,7 @@ class _Executor:
     def __init__(self, workers: int, progress: bool):
         self.workers, self.progress = workers, progress
         self._pool = None
+        self._error: BaseException | None = None
         self._starter: threading.Thread | None = None
 
     def __enter__(self):
@@ -199,14 +200,21 @@ class _Executor:
         return self
 
     def _start_pool(self) -> None:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["skeltools.convert", "skeltools.presets", "skeltools.readers.ntu", "zarr"])
-        self._pool = context.Pool(self.workers)
+        try:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["skeltools.convert", "skeltools.presets", "skeltools.readers.ntu",
+                                            "zarr"])
+            self._pool = context.Pool(self.workers)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._error = exc
 
     def _ready_pool(self):
         if self._starter is not None:
             self._starter.join()
             self._starter = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RuntimeError(f"could not start {self.workers} worker processes: {error}") from error
         return self._pool
 
     def __exit__(self, *exc):

@@ -234,17 +234,15 @@ def build_datasets(cfg: RunConfig, recipe: Recipe, store) -> tuple[Any, Any, str
     return train, val, val_source
 
 
-def _loader(dataset, batch_size: int, workers: int, ctx: Dist, *, train: bool, seed: int):
-    """Training: shuffled by (seed, epoch), split across ranks. Evaluation: each rank takes every world-th sample."""
+def _samplers(train_set, val_set, ctx: Dist, seed: int):
+    """Per-rank samplers under DDP (None otherwise): training shuffled by (seed, epoch) and split across ranks;
+    validation takes every world-th sample, so the ranks together cover it exactly once."""
+    if ctx.world == 1:
+        return None, None
     from torch.utils.data import DistributedSampler
 
-    from trainer.data import make_loader
-
-    sampler = None
-    if ctx.world > 1:
-        sampler = (DistributedSampler(dataset, ctx.world, ctx.rank, shuffle=True, seed=seed) if train
-                   else range(ctx.rank, len(dataset), ctx.world))
-    return make_loader(dataset, batch_size, shuffle=train, sampler=sampler, num_workers=workers)
+    return (DistributedSampler(train_set, ctx.world, ctx.rank, shuffle=True, seed=seed),
+            range(ctx.rank, len(val_set), ctx.world))
 
 
 def run_epoch(model, loader, criterion, device, *, heads_mu, optimizer=None, scheduler=None, scaler=None,
@@ -257,7 +255,7 @@ def run_epoch(model, loader, criterion, device, *, heads_mu, optimizer=None, sch
     loss_sum = correct = count = 0.0
     autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext())
     with torch.set_grad_enabled(training):
-        for clips, labels in tqdm(loader, desc=desc, leave=False, disable=not ctx.main, unit="batch"):
+        for clips, labels in tqdm(loader, desc=desc, leave=False, disable=None if ctx.main else True, unit="batch"):
             clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             with autocast:
                 loss, logits = compute_loss(model, clips, labels, criterion, heads_mu)
@@ -286,6 +284,7 @@ def run_epoch(model, loader, criterion, device, *, heads_mu, optimizer=None, sch
 def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
     """Train ``cfg.arch`` with ``recipe``; returns the run summary (also in ``run.json``)."""
     from skeltools.store import SkeletonStore
+    from trainer.data import make_loader
     from trainer.losses import build_loss
     from trainer.models import build_model
 
@@ -310,8 +309,9 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         batch = recipe.batch_size // ctx.world
         if batch < 1 or recipe.batch_size % ctx.world:
             raise ValueError(f"batch size {recipe.batch_size} does not split over {ctx.world} processes")
-        train_loader = _loader(train_set, batch, cfg.workers, ctx, train=True, seed=recipe.seed)
-        val_loader = _loader(val_set, batch, cfg.workers, ctx, train=False, seed=recipe.seed)
+        train_sampler, val_sampler = _samplers(train_set, val_set, ctx, recipe.seed)
+        train_loader = make_loader(train_set, batch, shuffle=True, sampler=train_sampler, num_workers=cfg.workers)
+        val_loader = make_loader(val_set, batch, shuffle=False, sampler=val_sampler, num_workers=cfg.workers)
         iters = len(train_loader)
         if iters == 0:
             raise ValueError(f"{len(train_set)} training samples give no full batch of {batch}; lower --batch-size")
@@ -354,8 +354,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         for epoch in range(start_epoch, recipe.epochs):
             t0 = time.perf_counter()
             train_set.set_epoch(epoch)
-            if ctx.world > 1:
-                train_loader.sampler.set_epoch(epoch)
+            if train_sampler is not None:
+                train_sampler.set_epoch(epoch)
             tr = run_epoch(net, train_loader, criterion, device, heads_mu=heads_mu, optimizer=optimizer,
                            scheduler=scheduler, scaler=scaler, autocast_dtype=dtype, ctx=ctx,
                            desc=f"epoch {epoch + 1}/{recipe.epochs}")
