@@ -30,10 +30,14 @@ def test_synth_and_demo(tmp_path):
     result = runner.invoke(main, ["synth", "ntu", str(tmp_path / "raw"), "--samples", "5", "--seed", "1"])
     assert result.exit_code == 0 and "5 .skeleton files" in result.output
     assert len(list((tmp_path / "raw").glob("*.skeleton"))) == 5
-    result = runner.invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--samples", "12", "--workers", "1"])
+    result = runner.invoke(main, ["demo", "--out", str(tmp_path / "demo"), "--samples", "30", "--classes", "3",
+                                  "--arch", "stgcn", "--epochs", "1", "--clip-len", "8", "--batch-size", "4",
+                                  "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "[2/3] convert: 12 samples" in result.output and "samples     12" in result.output
-    assert (tmp_path / "demo" / "ntu.zarr" / "index.parquet").is_file()
+    assert "[2/6] convert: 30 samples" in result.output and "samples     30" in result.output
+    assert "[6/6] ensemble" in result.output and "fused (probs)" in result.output
+    for stream in ("stgcn_j", "stgcn_b"):
+        assert (tmp_path / "demo" / "runs" / stream / "scores.parquet").is_file()
 
 
 def test_errors_are_one_line_unless_debug(tmp_path):

@@ -2,7 +2,8 @@
 
 A run directory holds ``run.json`` (what was trained on what), ``recipe.json`` (the resolved recipe),
 ``metrics.csv`` (one row per epoch), ``last.pt`` (everything needed to resume), ``best.pt`` (the weights of the
-epoch with the best validation top-1) and ``curves.png`` when matplotlib is installed.
+epoch with the best validation top-1, ties going to the lower validation loss) and ``curves.png`` when matplotlib
+is installed.
 
 Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded 5 % of the train
 part held out from training (``run.json`` says which). Randomness derives from ``(seed, epoch, sample)``: the
@@ -330,7 +331,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                "in_channels": train_set.channels, "num_persons": train_set.persons,
                "model_kwargs": cfg.model_kwargs, "validation": val_source, "train_samples": len(train_set),
                "world_size": ctx.world, "device": str(device), "amp": str(dtype).replace("torch.", "") if dtype else "off"}
-        start_epoch, best, history = 0, -1.0, []
+        start_epoch, best, history = 0, (-1.0, -math.inf), []
         last = out / "last.pt"
         if cfg.resume and last.exists():
             state = torch.load(last, map_location=device, weights_only=False)
@@ -342,7 +343,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
             if scaler is not None and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
             _set_rng_state(state["rng"])
-            start_epoch, best, history = state["epoch"], state["best"], state["history"]
+            start_epoch, best, history = state["epoch"], tuple(state["best"]), state["history"]
             log(f"resuming {out} at epoch {start_epoch + 1}/{recipe.epochs}")
         elif ctx.main:
             out.mkdir(parents=True, exist_ok=True)
@@ -364,8 +365,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tr["loss"],
                             "train_top1": tr["top1"], "val_loss": va["loss"], "val_top1": va["top1"],
                             "seconds": round(time.perf_counter() - t0, 2)})
-            improved = va["top1"] > best
-            best = max(best, va["top1"])
+            improved = (va["top1"], -va["loss"]) > best  # ties in accuracy go to the lower loss
+            best = max(best, (va["top1"], -va["loss"]))
             if ctx.main:
                 if improved:
                     save_atomic({"model": model.state_dict(), "epoch": epoch + 1, "val_top1": va["top1"]},
@@ -378,7 +379,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                 h = history[-1]
                 log(f"epoch {epoch + 1}/{recipe.epochs}  loss {h['train_loss']:.4f}  train {h['train_top1']:.3f}  "
                     f"val {h['val_top1']:.3f}  ({h['seconds']:.1f} s)")
-        summary = run | {"epochs": recipe.epochs, "best_val_top1": best,
+        summary = run | {"epochs": recipe.epochs, "best_val_top1": best[0],
                          "final": history[-1] if history else None}
         if ctx.main:
             (out / "run.json").write_text(json.dumps(summary, indent=1) + "\n")
