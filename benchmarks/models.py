@@ -14,16 +14,14 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from trainer.models import build_model, list_models  # noqa: E402
-from trainer.models.layers import PYSKL_STAGES, DataBN, StackedGCN  # noqa: E402
+from trainer.models import build_model, list_models
+from trainer.models.layers import PYSKL_STAGES, DataBN, StackedGCN
 
 NUM_CLASSES, JOINTS, PERSONS, CHANNELS = 60, 25, 2, 3
 

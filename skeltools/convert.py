@@ -134,7 +134,10 @@ def write_shard(task: tuple[str, int, int, list[tuple[str, int, int, int]]]) -> 
     block = np.empty((stop - start, *first.shape[1:]), np.float32)
     for spill_file, src, dst, count in segments:
         block[dst - start:dst - start + count] = np.load(spill_file, mmap_mode="r")[src:src + count]
-    write_frames(Path(array_path), start, block)
+    import zarr
+
+    with zarr.config.set({"codec_pipeline.batch_size": 64}):  # encode a shard's chunks in one batch
+        write_frames(Path(array_path), start, block)
     return time.perf_counter() - t0
 
 
@@ -202,8 +205,7 @@ class _Executor:
     def _start_pool(self) -> None:
         try:
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["skeltools.convert", "skeltools.presets", "skeltools.readers.ntu",
-                                            "zarr"])
+            context.set_forkserver_preload(["skeltools._forkserver_warmup", "zarr"])
             self._pool = context.Pool(self.workers)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._error = exc
