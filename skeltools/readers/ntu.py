@@ -215,6 +215,24 @@ def _skip_fields(buf, p):
 
 
 @njit(cache=True, nogil=True)
+def _next_int(buf, p, line):
+    """Finish the current line (no field may follow), skip blank lines, parse the integer starting the next one.
+
+    Returns (status, value, position, line, bad_position, detail).
+    """
+    count, q, bad = _skip_fields(buf, p)
+    if count != 0 or bad >= 0:
+        return (_FIELD_COUNT if bad < 0 else _BAD_TOKEN), 0, p, line, bad, count + 1
+    p, line = _skip_blank(buf, q, line)
+    if p >= buf.size:
+        return _EOF, 0, p, line, -1, 0
+    value, p, ok = _parse_int(buf, p)
+    if not ok:
+        return _BAD_TOKEN, 0, p, line, p, 0
+    return _OK, value, p, line, -1, 0
+
+
+@njit(cache=True, nogil=True)
 def _parse_bytes(buf):
     """Parse a whole ``.skeleton`` file held as uint8.
 
@@ -251,38 +269,17 @@ def _parse_bytes(buf):
     for f in range(num_frames):
         item = _ITEM_BODY_COUNT
         b = j = 0
-        count, q, bad = _skip_fields(buf, p)
-        if count != 0 or bad >= 0:
-            status = _FIELD_COUNT if bad < 0 else _BAD_TOKEN
-            detail = count + 1
-            break
-        p, line = _skip_blank(buf, q, line)
-        if p >= buf.size:
-            status = _EOF
-            break
-        nbody, p, ok = _parse_int(buf, p)
-        if not ok:
-            status, bad = _BAD_TOKEN, p
-            break
-        if nbody < 0:
+        status, nbody, p, line, bad, detail = _next_int(buf, p, line)
+        if status == _OK and nbody < 0:
             status = _NEGATIVE
+        if status != _OK:
             break
         bodies_per_frame[f] = nbody
         for b in range(nbody):
             item = _ITEM_BODY_LINE
             j = 0
-            count, q, bad = _skip_fields(buf, p)
-            if count != 0 or bad >= 0:
-                status = _FIELD_COUNT if bad < 0 else _BAD_TOKEN
-                detail = count + 1
-                break
-            p, line = _skip_blank(buf, q, line)
-            if p >= buf.size:
-                status = _EOF
-                break
-            bid, p, ok = _parse_int(buf, p)
-            if not ok:
-                status, bad = _BAD_TOKEN, p
+            status, bid, p, line, bad, detail = _next_int(buf, p, line)
+            if status != _OK:
                 break
             count, p, bad = _skip_fields(buf, p)
             if bad >= 0 or count != _BODY_FIELDS - 1:
@@ -290,13 +287,8 @@ def _parse_bytes(buf):
                 detail = count + 1
                 break
             item = _ITEM_JOINT_COUNT
-            p, line = _skip_blank(buf, p, line)
-            if p >= buf.size:
-                status = _EOF
-                break
-            njoint, p, ok = _parse_int(buf, p)
-            if not ok:
-                status, bad = _BAD_TOKEN, p
+            status, njoint, p, line, bad, detail = _next_int(buf, p, line)
+            if status != _OK:
                 break
             count, p, bad = _skip_fields(buf, p)
             if count != 0 or bad >= 0:
