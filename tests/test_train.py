@@ -119,10 +119,11 @@ def test_resume_gives_the_same_weights(store, tmp_path, monkeypatch):
     original = train_mod.write_metrics
 
     def killed_after_epoch_1(history, out_dir):
-        original(history, out_dir)
+        plotted = original(history, out_dir)
         calls.append(len(history))
         if len(history) == 1:
             raise KeyboardInterrupt
+        return plotted
 
     monkeypatch.setattr(train_mod, "write_metrics", killed_after_epoch_1)
     with pytest.raises(KeyboardInterrupt):
@@ -147,12 +148,15 @@ def test_nan_loss_stops_with_a_clear_message(store, tmp_path):
         train(run_config(store, tmp_path / "nan", arch="stgcn"), recipe, log=lambda m: None)
 
 
-def test_dualhead_trains_on_both_heads(store, tmp_path):
+def test_dualhead_trains_on_both_heads(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_mod, "plot_curves", lambda history, path: False)  # as without matplotlib
     recipe = resolve_recipe("dualhead", overrides=dict(FAST, epochs=1, sampling="uniform", batch_size=4))
+    logs = []
     summary = train(run_config(store, tmp_path / "dh", arch="dualhead", model_kwargs={"num_gcn_scales": 3,
                                                                                      "num_g3d_scales": 2}),
-                    recipe, log=lambda m: None)
+                    recipe, log=logs.append)
     assert summary["final"]["train_loss"] > 0 and (tmp_path / "dh" / "best.pt").exists()
+    assert any("matplotlib is not installed" in m for m in logs) and not (tmp_path / "dh" / "curves.png").exists()
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,

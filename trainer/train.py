@@ -165,13 +165,13 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_metrics(history: list[dict[str, float]], out_dir: Path) -> None:
-    """``metrics.csv`` (one row per epoch) and, when matplotlib is installed, ``curves.png``."""
+def write_metrics(history: list[dict[str, float]], out_dir: Path) -> bool:
+    """``metrics.csv`` (one row per epoch) and, when matplotlib is installed, ``curves.png`` (then True)."""
     with open(out_dir / "metrics.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(history[0]))
         writer.writeheader()
         writer.writerows(history)
-    plot_curves(history, out_dir / "curves.png")
+    return plot_curves(history, out_dir / "curves.png")
 
 
 def plot_curves(history: list[dict[str, float]], path: Path) -> bool:
@@ -375,7 +375,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
                              "rng": _rng_state(), "epoch": epoch + 1, "best": best, "history": history,
                              "recipe": recipe.to_dict()}, last)
-                write_metrics(history, out)
+                if not write_metrics(history, out) and epoch == start_epoch:
+                    log("note: matplotlib is not installed (pip install 'skeltools[viz]'); curves.png is skipped")
                 h = history[-1]
                 log(f"epoch {epoch + 1}/{recipe.epochs}  loss {h['train_loss']:.4f}  train {h['train_top1']:.3f}  "
                     f"val {h['val_top1']:.3f}  ({h['seconds']:.1f} s)")
