@@ -30,6 +30,8 @@ def describe_store(path) -> str:
         f"frames      {int(lengths.sum())}  (per sample min {lengths.min()}, mean {lengths.mean():.1f}, "
         f"max {lengths.max()})",
         "persons     " + ", ".join(f"{k}: {n}" for k, n in enumerate(persons) if n),
+        f"modalities  {', '.join(store.modalities)}"
+        + ("" if len(store.modalities) > 1 else f"  (run `skeltools modalities {store.path}` for bones and motion)"),
         f"arrays      " + ", ".join(f"{m} {tuple(store.array(m).shape)}" for m in store.modalities)
         + f"  chunks {joint.chunks[0]} frames, shards {joint.shards[0] if joint.shards else '-'} frames",
     ]
