@@ -158,6 +158,7 @@ def test_cli_exit_codes_and_one_line_errors(corpus, tmp_path):
     assert result.exit_code == 1 and "already exists" in result.output
     result = runner.invoke(main, ["info", str(out)])
     assert result.exit_code == 0 and "samples     6" in result.output and "xsub_train" in result.output
+    assert "modalities  joint  (run `skeltools modalities" in result.output
 
 
 def test_interrupted_run_leaves_no_store_and_resumes(corpus, tmp_path, monkeypatch):
