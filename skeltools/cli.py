@@ -126,6 +126,24 @@ def info(store) -> None:
     click.echo(describe_store(store))
 
 
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def validate(store) -> None:
+    """Check a store: schema and attrs, offsets, index (unique ids, labels in range, disjoint split parts), every
+    array's shape, NaN/inf, and every chunk's checksum. Exit code 1 when anything is wrong.
+
+    \b
+    Example:
+      skeltools validate ntu60.zarr
+    """
+    from skeltools.validate import validate_store
+
+    report = validate_store(store)
+    click.echo(report.text())
+    if not report.ok:
+        raise SystemExit(1)
+
+
 DEMO_RECIPE = dict(epochs=10, batch_size=16, lr=0.05, clip_len=24, sampling="uniform", schedule="cosine",
                    milestones="", test_clips=3, clip_fusion="prob")
 
