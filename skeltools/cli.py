@@ -144,6 +144,43 @@ def validate(store) -> None:
         raise SystemExit(1)
 
 
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("--split", default=None, help="Keep one split part, e.g. xsub_train.")
+@click.option("--classes", default="", help="Comma-separated class names or 0-based labels to keep.")
+@click.option("--max-per-class", type=int, default=None, help="At most N samples per class (first in store order).")
+@click.option("--overwrite", is_flag=True)
+def subset(store, output, split, classes, max_per_class, overwrite) -> None:
+    """Copy part of a store (by split, class and count) into a new store, every modality included.
+
+    \b
+    Example:
+      skeltools subset ntu60.zarr -o small.zarr --split xsub_train --classes 0,1,2 --max-per-class 50
+    """
+    from skeltools.reshape import subset_store
+
+    wanted = [c.strip() for c in classes.split(",") if c.strip()]
+    n = subset_store(store, output, split=split, classes=wanted, max_per_class=max_per_class, overwrite=overwrite)
+    click.echo(f"{output}: {n} samples")
+
+
+@main.command()
+@click.argument("stores", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True)
+def merge(stores, output, overwrite) -> None:
+    """Concatenate stores of the same layout and classes (sample ids must stay unique).
+
+    \b
+    Example:
+      skeltools merge part1.zarr part2.zarr -o all.zarr
+    """
+    from skeltools.reshape import merge_stores
+
+    click.echo(f"{output}: {merge_stores(stores, output, overwrite=overwrite)} samples")
+
+
 DEMO_RECIPE = dict(epochs=10, batch_size=16, lr=0.05, clip_len=24, sampling="uniform", schedule="cosine",
                    milestones="", test_clips=3, clip_fusion="prob")
 
