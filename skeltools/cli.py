@@ -181,6 +181,40 @@ def merge(stores, output, overwrite) -> None:
     click.echo(f"{output}: {merge_stores(stores, output, overwrite=overwrite)} samples")
 
 
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("sample")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="clip.gif (every frame) or strip.png (evenly spaced frames).")
+@click.option("--azimuth", type=float, default=0.0, show_default=True, help="3D view: degrees about the vertical.")
+@click.option("--elevation", type=float, default=0.0, show_default=True, help="3D view: degrees of tilt.")
+def show(store, sample, output, azimuth, elevation) -> None:
+    """Draw one sample (position or sample id) with its layout's bones, one colour per person.
+
+    \b
+    Example:
+      skeltools show ntu60.zarr S001C001P001R001A011 -o clip.gif --azimuth 30
+    """
+    from skeltools.viz import render_sample
+
+    click.echo(f"{render_sample(store, sample, output, azimuth=azimuth, elevation=elevation)}")
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def stats(store, output) -> None:
+    """Plot class counts per split part, sequence lengths and persons per sample.
+
+    \b
+    Example:
+      skeltools stats ntu60.zarr -o stats.png
+    """
+    from skeltools.viz import plot_stats
+
+    click.echo(f"{plot_stats(store, output)}")
+
+
 DEMO_RECIPE = dict(epochs=10, batch_size=16, lr=0.05, clip_len=24, sampling="uniform", schedule="cosine",
                    milestones="", test_clips=3, clip_fusion="prob")
 
