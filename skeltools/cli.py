@@ -161,6 +161,31 @@ def synth_ntu_cmd(out_dir, samples, seed, classes) -> None:
     click.echo(f"{out_dir}: {len(paths)} .skeleton files, {size / 1e6:.1f} MB")
 
 
+@synth.command("openpose")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "format_", type=click.Choice(["frames", "kinetics"]), default="frames", show_default=True,
+              help="frames: OpenPose per-frame JSON folders + labels.csv; kinetics: Kinetics-Skeleton files + label files.")
+@click.option("--model", type=click.Choice(["coco18", "body25"]), default="coco18", show_default=True,
+              help="Keypoint model of the per-frame files (kinetics is always coco18).")
+@click.option("--samples", type=int, default=50, show_default=True, help="Number of videos.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--classes", type=int, default=None, help="Number of action classes (default: all synthetic classes).")
+def synth_openpose_cmd(out_dir, format_, model, samples, seed, classes) -> None:
+    """Write OpenPose-style 2D videos (1920x1080 pixels) built from the NTU synth, with learnable classes.
+
+    \b
+    Example:
+      skeltools synth openpose raw_op/ --format kinetics --samples 50
+      skeltools convert openpose raw_op/ -o op.zarr --format kinetics
+    """
+    from skeltools.synth import write_openpose_corpus
+
+    if format_ == "kinetics" and model != "coco18":
+        raise click.UsageError("Kinetics-Skeleton files are coco18")
+    paths = write_openpose_corpus(out_dir, samples, seed, format=format_, model=model, num_classes=classes)
+    click.echo(f"{out_dir}: {len(paths)} {'videos' if format_ == 'kinetics' else 'per-frame video folders'} ({model})")
+
+
 @main.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def info(store) -> None:

@@ -261,8 +261,8 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
 
 def describe(options: OpenPoseOptions) -> dict[str, Any]:
     """The store's ``preprocessing`` attr: what was done, in words and parameters."""
-    persons = {"track": "people tracked across frames (greedy matching of each frame's people to the tracks' last "
-                        "poses by mean joint distance over box size < 3), top M tracks by total score, ordered "
+    persons = {"track": "people tracked across frames (greedy matching of each frame's people to the tracks' "
+                        "predicted poses by mean joint distance over box size < 3), top M tracks by total score, ordered "
                         "by score; frames where a kept track is not seen are zero",
                "stgcn": "st-gcn reference: per frame, the first 5 people sorted by summed score, top M kept "
                         "(identities may swap between frames)"}[options.persons]
@@ -305,10 +305,11 @@ def _index(ok: list[FileResult], spec, parts: dict[str, str | None]):
         "n_persons": [r.n_persons for r in ok],
     }
     split_columns = spec.split_columns() if spec else ()
-    flags = [spec.split_flags({"train": int(parts[r.sample_id] == "train")}) if parts.get(r.sample_id)
-             else dict.fromkeys(split_columns, False) for r in ok]  # a video in no split file is in no part
-    for name in split_columns:
-        columns[name] = [f[name] for f in flags]
+    if split_columns:
+        flags = [spec.split_flags({"train": int(parts[r.sample_id] == "train")}) if parts.get(r.sample_id)
+                 else dict.fromkeys(split_columns, False) for r in ok]  # a video in no split file is in no part
+        for name in split_columns:
+            columns[name] = [f[name] for f in flags]
     name = spec.name if spec else "openpose"
     table_schema = schema.index_schema({}, split_columns, {"dataset": name, "schema": str(schema.SCHEMA_VERSION)})
     return pa.Table.from_pydict(columns, schema=table_schema)

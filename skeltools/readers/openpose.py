@@ -182,22 +182,40 @@ def match_cost(track: np.ndarray, people: np.ndarray) -> np.ndarray:
     return mean / np.maximum(size, 1e-6)
 
 
+@dataclass
+class _Track:
+    pose: np.ndarray  # (V, 3) last seen
+    frame: int  # when it was last seen
+    velocity: np.ndarray  # (V, 2) per frame, over joints seen in the last two sightings (else 0)
+
+    def predict(self, t: int) -> np.ndarray:
+        out = self.pose.copy()
+        out[:, :2] += self.velocity * (t - self.frame)
+        return out
+
+    def update(self, pose: np.ndarray, t: int) -> None:
+        both = (self.pose[:, 2:] > 0) & (pose[:, 2:] > 0)
+        self.velocity = np.where(both, (pose[:, :2] - self.pose[:, :2]) / (t - self.frame), 0.0)
+        self.pose, self.frame = pose, t
+
+
 def select_tracked(frames: list[np.ndarray], max_persons: int, max_cost: float = 3.0) -> np.ndarray:
     """Track people across frames, then keep the ``max_persons`` tracks with the highest total score.
 
-    Each frame's people are matched greedily (cheapest first, :func:`match_cost` below ``max_cost``) to the tracks'
-    last seen poses; an unmatched person starts a track. Who goes with whom among several people is decided by
-    the cheapest-first order; the loose ``max_cost`` only stops a far-away newcomer from taking over a track
-    (OpenPose output jitters by about a box size between frames on real video). Tracks keep their slot in every frame; frames where a
-    track is not seen are zero. Slots are ordered by total score, highest first. -> (T, M, V, 3)
+    Each frame's people are matched greedily (cheapest first, :func:`match_cost` below ``max_cost``) to where the
+    tracks are predicted to be (last pose moved at its last velocity); an unmatched person starts a track. Who
+    goes with whom among several people is decided by the cheapest-first order; the loose ``max_cost`` only stops
+    a far-away newcomer from taking over a track (OpenPose output jitters by about a box size between frames on
+    real video). Tracks keep their slot in every frame; frames where a track is not seen are zero. Slots are
+    ordered by total score, highest first. -> (T, M, V, 3)
     """
     v = frames[0].shape[1]
-    last: list[np.ndarray] = []  # per track: last seen pose (V, 3)
+    tracks: list[_Track] = []
     owner: list[np.ndarray] = []  # per frame: track of each person
-    for people in frames:
+    for t, people in enumerate(frames):
         ids = np.full(len(people), -1)
-        if last and len(people):
-            costs = np.stack([match_cost(track, people) for track in last])  # (tracks, P)
+        if tracks and len(people):
+            costs = np.stack([match_cost(track.predict(t), people) for track in tracks])  # (tracks, P)
             for flat in np.argsort(costs, axis=None, kind="stable"):
                 k, p = divmod(int(flat), len(people))
                 if costs[k, p] >= max_cost:
@@ -206,16 +224,16 @@ def select_tracked(frames: list[np.ndarray], max_persons: int, max_cost: float =
                     ids[p] = k
         for p in range(len(people)):
             if ids[p] < 0:
-                ids[p] = len(last)
-                last.append(people[p])
+                ids[p] = len(tracks)
+                tracks.append(_Track(people[p], t, np.zeros((v, 2), np.float32)))
             else:
-                last[ids[p]] = people[p]
+                tracks[ids[p]].update(people[p], t)
         owner.append(ids)
-    totals = np.zeros(len(last))
+    totals = np.zeros(len(tracks))
     for people, ids in zip(frames, owner):
         np.add.at(totals, ids, people[:, :, 2].sum(axis=1))
     keep = np.argsort(-totals, kind="stable")[:max_persons]
-    slot = np.full(len(last), -1)
+    slot = np.full(len(tracks), -1)
     slot[keep] = np.arange(len(keep))
     out = np.zeros((len(frames), max_persons, v, 3), np.float32)
     for t, (people, ids) in enumerate(zip(frames, owner)):
