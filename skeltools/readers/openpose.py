@@ -165,20 +165,20 @@ def _box_size(people: np.ndarray) -> np.ndarray:
     seen = people[..., 2:] > 0
     lo = np.where(seen, people[..., :2], np.inf).min(axis=1)
     hi = np.where(seen, people[..., :2], -np.inf).max(axis=1)
-    return np.where(seen.sum(axis=(1, 2)) > 1, np.linalg.norm(hi - lo, axis=-1), 0.0)
+    return np.where(seen.sum(axis=(1, 2)) > 1, np.sqrt(((hi - lo) ** 2).sum(axis=-1)), 0.0)
 
 
-def match_cost(track: np.ndarray, people: np.ndarray) -> np.ndarray:
-    """Mean distance over the joints seen in both, over the larger box size: ``(V, 3), (P, V, 3) -> (P,)``.
+def match_cost(tracks: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """Mean distance over the joints seen in both, over the larger box size: ``(K, V, 3), (P, V, 3) -> (K, P)``.
 
     inf where no joint is seen in both. Dividing by the box diagonal makes the cost the same in pixels and in
     normalised coordinates; the larger of the two boxes keeps it stable when one pose has only a few joints.
     """
-    both = (track[None, :, 2] > 0) & (people[:, :, 2] > 0)
-    dist = np.linalg.norm(people[:, :, :2] - track[None, :, :2], axis=-1)
-    n = both.sum(axis=1)
-    mean = np.where(n > 0, (dist * both).sum(axis=1) / np.maximum(n, 1), np.inf)
-    size = np.maximum(_box_size(people), _box_size(track[None])[0])
+    both = (tracks[:, None, :, 2] > 0) & (people[None, :, :, 2] > 0)
+    dist = np.sqrt(((people[None, :, :, :2] - tracks[:, None, :, :2]) ** 2).sum(axis=-1))
+    n = both.sum(axis=-1)
+    mean = np.where(n > 0, (dist * both).sum(axis=-1) / np.maximum(n, 1), np.inf)
+    size = np.maximum(_box_size(people)[None], _box_size(tracks)[:, None])
     return mean / np.maximum(size, 1e-6)
 
 
@@ -215,7 +215,7 @@ def select_tracked(frames: list[np.ndarray], max_persons: int, max_cost: float =
     for t, people in enumerate(frames):
         ids = np.full(len(people), -1)
         if tracks and len(people):
-            costs = np.stack([match_cost(track.predict(t), people) for track in tracks])  # (tracks, P)
+            costs = match_cost(np.stack([track.predict(t) for track in tracks]), people)  # (tracks, P)
             for flat in np.argsort(costs, axis=None, kind="stable"):
                 k, p = divmod(int(flat), len(people))
                 if costs[k, p] >= max_cost:
