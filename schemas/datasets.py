@@ -72,6 +72,12 @@ def ntu_class_names() -> tuple[str, ...]:
 
 
 @cache
+def kinetics_class_names() -> tuple[str, ...]:
+    """The 400 Kinetics-400 classes in label-index order."""
+    return _read_lines("kinetics400_class_names.txt")
+
+
+@cache
 def ntu_missing_samples(dataset: str) -> frozenset[str]:
     """The official samples with missing or incomplete skeletons (302 for ntu60, 535 for ntu120)."""
     return frozenset(_read_lines(f"{dataset}_missing.txt"))
@@ -114,7 +120,18 @@ def _ntu120() -> DatasetDef:
     )
 
 
-_FACTORIES = {"ntu60": _ntu60, "ntu120": _ntu120}
+def _kinetics400() -> DatasetDef:
+    return DatasetDef(
+        name="kinetics400",
+        layout="coco18",
+        class_names=kinetics_class_names(),
+        protocols={"kinetics": lambda m: m["train"] == 1},
+        description="Kinetics-Skeleton (st-gcn release): kinetics_train (240,436 quoted) and the released val set "
+                    "as kinetics_test (19,796 with skeletons); the part comes from the label file a video is in.",
+    )
+
+
+_FACTORIES = {"ntu60": _ntu60, "ntu120": _ntu120, "kinetics400": _kinetics400}
 DATASETS = tuple(_FACTORIES)
 
 

@@ -132,7 +132,46 @@ COCO17 = Layout(
     description="COCO keypoints (pyskl 'coco'); 2D, x, y and confidence. Bones hang hips and shoulders from the nose.",
 )
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, COCO18, COCO17)}
+# --- OpenPose BODY_25 (poseParameters.cpp POSE_BODY_25_BODY_PARTS) -----------------------------------------------
+# The COCO-18 tree with MidHip (8) between the neck and the hips; big toe, small toe and heel each hang from their
+# ankle (a star, so a missing toe never breaks another foot bone). The nose hangs from the neck, which is the root.
+_BODY25_PARENTS = (1, 1, 1, 2, 3, 1, 5, 6, 1, 8, 9, 10, 8, 12, 13, 0, 0, 15, 16, 14, 14, 14, 11, 11, 11)
+BODY25 = Layout(
+    name="body25",
+    joint_names=(
+        "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "MidHip", "RHip",
+        "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye", "REar", "LEar", "LBigToe", "LSmallToe",
+        "LHeel", "RBigToe", "RSmallToe", "RHeel",
+    ),
+    bone_parents=_BODY25_PARENTS,
+    edges=_edges_from_parents(_BODY25_PARENTS),
+    center=1,
+    left_right=((2, 5), (3, 6), (4, 7), (9, 12), (10, 13), (11, 14), (15, 16), (17, 18), (19, 22), (20, 23),
+                (21, 24)),
+    description="OpenPose BODY_25; 2D, x, y and confidence. Centre and self-parented root: the neck.",
+)
+
+# --- OpenPose BODY_25B (poseParameters.cpp POSE_BODY_25B_BODY_PARTS): COCO-17 order, then UpperNeck, HeadTop, feet
+# Torso rooted at UpperNeck (17): shoulders and nose hang from it, hips from their shoulders, HeadTop from it;
+# face points from the nose as in COCO-17, feet from the ankles.
+_BODY25B_PARENTS = (17, 0, 0, 1, 2, 17, 17, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14, 17, 17, 15, 15, 15, 16, 16, 16)
+BODY25B = Layout(
+    name="body25b",
+    joint_names=COCO17.joint_names + (
+        "upper_neck", "head_top", "left_big_toe", "left_small_toe", "left_heel", "right_big_toe",
+        "right_small_toe", "right_heel",
+    ),
+    bone_parents=_BODY25B_PARENTS,
+    edges=_edges_from_parents(_BODY25B_PARENTS),
+    center=17,
+    left_right=COCO17.left_right + ((19, 22), (20, 23), (21, 24)),
+    description="OpenPose BODY_25B; 2D, x, y and confidence. COCO-17 joints 0-16, then UpperNeck, HeadTop, feet.",
+)
+
+# BODY_25 index of each COCO-18 joint: drop MidHip (8) and the six foot points (19-24).
+BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, COCO18, COCO17, BODY25, BODY25B)}
 
 
 def get_layout(name: str) -> Layout:

@@ -87,6 +87,55 @@ def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, workers, exc
         click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
 
 
+@convert.command("openpose")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--format", "format_", type=click.Choice(["kinetics", "frames"]), default="kinetics", show_default=True,
+              help="kinetics: one Kinetics-Skeleton JSON per video; frames: OpenPose per-frame JSON files.")
+@click.option("--model", type=click.Choice(["coco18", "body25", "body25b"]), default="coco18", show_default=True,
+              help="OpenPose model that wrote the keypoints (the files do not say; BODY_25 and BODY_25B both have 25).")
+@click.option("--labels", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Label file: CSV video,label or JSON {video: label} / kinetics_*_label.json (repeatable). "
+                   "Without one, videos are unlabelled (-1) unless a Kinetics file has its own label_index.")
+@click.option("--dataset", type=click.Choice(["kinetics400"]), default=None,
+              help="Class names and the kinetics_train/kinetics_test split columns (from the label file names).")
+@click.option("--persons", type=click.Choice(["track", "stgcn"]), default="track", show_default=True,
+              help="track: identities kept across frames; stgcn: the reference per-frame sort by score.")
+@click.option("--max-persons", type=int, default=2, show_default=True, help="Person slots M per frame.")
+@click.option("--normalize", type=click.Choice(["stgcn", "none"]), default="stgcn", show_default=True,
+              help="stgcn: x, y in [0, 1] minus 0.5, zeroed where the score is 0; none: as read.")
+@click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",
+              help="Frame size in pixels: x, y are divided by it first (needed for frames with --normalize stgcn).")
+@click.option("--flip-y", is_flag=True, help="Negate y after normalizing (the 2s-AGCN / MS-G3D Kinetics data).")
+@click.option("--as-coco18", is_flag=True, help="Store BODY_25 keypoints as COCO-18 (drop MidHip and the feet).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--keep-going", is_flag=True, help="Publish the store even if some videos failed (they are reported).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, persons, max_persons, normalize, image_size,
+                         flip_y, as_coco18, workers, keep_going, overwrite, quiet) -> None:
+    """Convert OpenPose per-frame JSON or Kinetics-Skeleton JSON (folders are searched recursively).
+
+    \b
+    Example:
+      skeltools convert openpose kinetics_raw/ -o kinetics.zarr --format kinetics --dataset kinetics400
+      skeltools convert openpose json/ -o clips.zarr --format frames --model body25 --image-size 1920 1080
+    """
+    from skeltools.convert_openpose import convert_openpose
+
+    t0 = time.perf_counter()
+    report = convert_openpose(inputs, output, format=format_, model=model, labels=labels, dataset=dataset,
+                              persons=persons, max_persons=max_persons, normalize=normalize, image_size=image_size,
+                              flip_y=flip_y, as_coco18=as_coco18, workers=workers, keep_going=keep_going,
+                              overwrite=overwrite, progress=not quiet,
+                              log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    c = report["counts"]
+    click.echo(f"{output}: {c['converted']} videos, {c['frames']} frames ({report['source']}, preset "
+               f"{report['preset']}); {c['skipped']} skipped, {c['failed']} failed; {time.perf_counter() - t0:.1f} s")
+    if c["failed"]:
+        click.echo(f"warning: {c['failed']} video(s) failed; see {output / 'report.json'}", err=True)
+
+
 @main.group(cls=_Group)
 def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""
@@ -110,6 +159,31 @@ def synth_ntu_cmd(out_dir, samples, seed, classes) -> None:
     paths = write_ntu_corpus(out_dir, samples, seed, **kwargs)
     size = sum(p.stat().st_size for p in paths)
     click.echo(f"{out_dir}: {len(paths)} .skeleton files, {size / 1e6:.1f} MB")
+
+
+@synth.command("openpose")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "format_", type=click.Choice(["frames", "kinetics"]), default="frames", show_default=True,
+              help="frames: OpenPose per-frame JSON folders + labels.csv; kinetics: Kinetics-Skeleton files + label files.")
+@click.option("--model", type=click.Choice(["coco18", "body25"]), default="coco18", show_default=True,
+              help="Keypoint model of the per-frame files (kinetics is always coco18).")
+@click.option("--samples", type=int, default=50, show_default=True, help="Number of videos.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--classes", type=int, default=None, help="Number of action classes (default: all synthetic classes).")
+def synth_openpose_cmd(out_dir, format_, model, samples, seed, classes) -> None:
+    """Write OpenPose-style 2D videos (1920x1080 pixels) built from the NTU synth, with learnable classes.
+
+    \b
+    Example:
+      skeltools synth openpose raw_op/ --format kinetics --samples 50
+      skeltools convert openpose raw_op/ -o op.zarr --format kinetics
+    """
+    from skeltools.synth import write_openpose_corpus
+
+    if format_ == "kinetics" and model != "coco18":
+        raise click.UsageError("Kinetics-Skeleton files are coco18")
+    paths = write_openpose_corpus(out_dir, samples, seed, format=format_, model=model, num_classes=classes)
+    click.echo(f"{out_dir}: {len(paths)} {'videos' if format_ == 'kinetics' else 'per-frame video folders'} ({model})")
 
 
 @main.command()

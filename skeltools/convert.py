@@ -44,6 +44,13 @@ class NtuOptions:
     align_spine: bool = False
     max_persons: int = 2
 
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (self.max_persons, 25, 3)
+
+    def process(self, item) -> tuple["FileResult", np.ndarray | None]:
+        return process_ntu_file(str(item), self)
+
 
 @dataclass
 class FileResult:
@@ -58,6 +65,7 @@ class FileResult:
     line: int = 0
     notes: list[str] = field(default_factory=list)
     nonfinite_body_frames: int = 0
+    label: int = -1  # sources whose label is not in the file name (NTU's is) set it while processing
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -89,18 +97,19 @@ def process_ntu_file(path: str, options: NtuOptions) -> tuple[FileResult, np.nda
     return result, data
 
 
-def process_group(task: tuple[int, Sequence[str], NtuOptions, str]) -> tuple[int, list[FileResult], float]:
-    """Process one group of files; write its frames to ``spill/NNNNN.npy`` and its results next to it."""
-    group, paths, options, spill_dir = task
+def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileResult], float]:
+    """Process one group of items with ``options.process(item)``; write its frames to ``spill/NNNNN.npy`` and its
+    results next to it. ``options`` is a picklable dataclass with ``process`` and ``frame_shape``."""
+    group, items, options, spill_dir = task
     t0 = time.perf_counter()
     results, blocks = [], []
-    for path in paths:
-        result, data = process_ntu_file(path, options)
+    for item in items:
+        result, data = options.process(item)
         results.append(result)
         if data is not None:
             blocks.append(data)
     spill = Path(spill_dir)
-    frames = np.concatenate(blocks) if blocks else np.zeros((0, options.max_persons, 25, 3), np.float32)
+    frames = np.concatenate(blocks) if blocks else np.zeros((0, *options.frame_shape), np.float32)
     _atomic_write(spill / f"{group:05d}.npy", lambda fh: np.save(fh, frames))
     _atomic_write(spill / f"{group:05d}.json",
                   lambda fh: fh.write(json.dumps([asdict(r) for r in results]).encode()))
@@ -244,9 +253,14 @@ def _file_size(path) -> int:
         return 0
 
 
-def _manifest(files: list[Path], options: NtuOptions, exclusions: frozenset[str]) -> dict[str, Any]:
+def _item_key(item) -> str:
+    """The name a work item is reported under: the file, or a per-frame video's ``folder/video``."""
+    return getattr(item, "key", None) or str(item)
+
+
+def _manifest(items: list, options, exclusions: frozenset[str]) -> dict[str, Any]:
     digest = hashlib.sha256()
-    for f in files:
+    for f in (Path(f) for item in items for f in getattr(item, "files", (item,))):
         try:
             st = f.stat()
             digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -267,6 +281,7 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
     ``exclude_list``: None for the official missing-skeleton list of ``dataset``, a file of sample names, or a
     collection of names (empty: exclude nothing).
     """
+    from skeltools import __version__
     from skeltools.presets import PRESETS
 
     if preset not in PRESETS:
@@ -280,7 +295,9 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
         todo, results, spec, exclusions = _select_inputs(inputs, dataset, exclude_list)
         options = NtuOptions(dataset=spec.name, preset=preset, align_spine=align_spine)
         log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
-        return _process_and_write(executor, todo, results, output, spec, options, exclusions, inputs,
+        target = Target("ntu-skeleton", {"dataset": spec.name, "preset": preset, "align_spine": align_spine},
+                        lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _ntu_index(ok, spec, spec.name))
+        return _process_and_write(executor, todo, results, output, options, exclusions, inputs, target,
                                   keep_going=keep_going, overwrite=overwrite, shard_frames=shard_frames,
                                   chunk_frames=chunk_frames, log=log, t_start=t_start)
 
@@ -324,11 +341,20 @@ def _select_inputs(inputs, dataset: str | None, exclude_list):
     return todo, results, spec, exclusions
 
 
-def _process_and_write(executor: _Executor, todo: list[Path], results: list[FileResult], output: Path, spec,
-                       options: NtuOptions, exclusions: frozenset[str], inputs, *, keep_going: bool,
-                       overwrite: bool, shard_frames: int, chunk_frames: int, log, t_start: float) -> dict[str, Any]:
-    from skeltools import __version__
+@dataclass(frozen=True)
+class Target:
+    """What a source adds to the shared pipeline: its name, report fields, store attrs and index."""
 
+    source: str
+    report: dict[str, Any]
+    attrs: Callable[[int, int], dict[str, Any]]  # (num_samples, num_frames) -> group attrs
+    index: Callable[[list[FileResult]], Any]  # converted results, in store order -> pyarrow Table
+
+
+def _process_and_write(executor: _Executor, todo: list, results: list[FileResult], output: Path, options,
+                       exclusions: frozenset[str], inputs, target: Target, *, keep_going: bool, overwrite: bool,
+                       shard_frames: int, chunk_frames: int, log, t_start: float) -> dict[str, Any]:
+    """Both phases and the publish, for work items ``todo`` processed by ``options.process``."""
     # Work directory: reuse an interrupted run's finished groups when inputs and options are unchanged.
     work = work_dir_for(output)
     spill = work / "spill"
@@ -344,10 +370,10 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
     pending = []
     for g, paths in enumerate(groups):
         done = _load_group(spill, g)
-        if done is not None and [r.file for r in done] == list(map(str, paths)):
+        if done is not None and [r.file for r in done] == list(map(_item_key, paths)):
             group_results[g] = done
         else:
-            pending.append((g, list(map(str, paths)), options, str(spill)))
+            pending.append((g, paths, options, str(spill)))
     if len(pending) < len(groups):
         log(f"resuming: {len(groups) - len(pending)} of {len(groups)} groups already processed")
     t0 = time.perf_counter()
@@ -363,10 +389,8 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
     failed = [r for r in results if r.status == "failed"]
     skipped = [r for r in results if r.status == "skipped"]
     report = {
-        "source": "ntu-skeleton",
-        "dataset": spec.name,
-        "preset": options.preset,
-        "align_spine": options.align_spine,
+        "source": target.source,
+        **target.report,
         "inputs": [str(i) for i in inputs],
         "counts": {"files": len(results), "input_bytes": sum(_file_size(r.file) for r in results),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
@@ -393,8 +417,8 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
     group_frames = [(str(spill / f"{g:05d}.npy"), sum(r.length for r in group_results[g] if r.status == "ok"))
                     for g in range(len(groups))]
     group_frames = [(f, n) for f, n in group_frames if n]
-    builder = StoreBuilder(output, work, int(offsets[-1]), (options.max_persons, 25, 3), shard_frames, chunk_frames)
-    builder.create(_attrs(spec, options, len(ok), int(offsets[-1]), __version__))
+    builder = StoreBuilder(output, work, int(offsets[-1]), options.frame_shape, shard_frames, chunk_frames)
+    builder.create(target.attrs(len(ok), int(offsets[-1])))
     shard_tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(group_frames, shard_frames)]
     write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
     t_write = time.perf_counter() - t0
@@ -402,7 +426,7 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
     report["timings"] = {"process_wall_s": round(t_process, 3), "process_cpu_s": round(process_seconds, 3),
                          "write_wall_s": round(t_write, 3), "write_cpu_s": round(write_seconds, 3),
                          "total_s": round(time.perf_counter() - t_start, 3)}
-    builder.publish(offsets, _ntu_index(ok, spec, spec.name), report, overwrite=overwrite)
+    builder.publish(offsets, target.index(ok), report, overwrite=overwrite)
     return report
 
 

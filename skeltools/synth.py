@@ -690,3 +690,109 @@ def write_ntu_corpus(
         if progress is not None:
             progress(path)
     return paths
+
+
+# --- OpenPose per-frame JSON and Kinetics-Skeleton JSON ---------------------------------------------------------
+# BODY_25 joint -> NTU joint whose colour pixel it takes; -1: placed from the head or a foot (face and foot points).
+_NTU_FOR_BODY25 = (J["Head"], J["SpineShoulder"], J["ShoulderRight"], J["ElbowRight"], J["WristRight"],
+                   J["ShoulderLeft"], J["ElbowLeft"], J["WristLeft"], J["SpineBase"], J["HipRight"], J["KneeRight"],
+                   J["AnkleRight"], J["HipLeft"], J["KneeLeft"], J["AnkleLeft"], -1, -1, -1, -1, J["FootLeft"], -1, -1,
+                   J["FootRight"], -1, -1)
+# Offsets (in head-to-neck lengths, image axes) of the derived BODY_25 points from their anchor joint.
+_DERIVED_BODY25 = {15: (0, (-.15, -.15)), 16: (0, (.15, -.15)), 17: (0, (-.3, -.05)), 18: (0, (.3, -.05)),
+                   20: (19, (.12, 0)), 21: (14, (0, .1)), 23: (22, (-.12, 0)), 24: (11, (0, .1))}
+OPENPOSE_IMAGE_SIZE = (1920, 1080)  # the NTU colour frame the synthetic pixels live in
+
+
+def openpose_people(sample: SynthSample, rng: np.random.Generator, model: str = "coco18",
+                    miss_ratio: float = 0.08) -> list[np.ndarray]:
+    """OpenPose-style detections of ``sample``: per frame ``(P, V, 3)`` colour pixels x, y and a confidence.
+
+    Performers and noise bodies become people; a joint is missed (``0, 0, 0``) with ``miss_ratio``."""
+    from schemas.layouts import BODY25_TO_COCO18
+
+    if model not in ("coco18", "body25"):
+        raise ValueError(f"synthetic OpenPose output is coco18 or body25, not {model!r}")
+    colour = sample.joint_info[..., 2:4]  # (B, 25, 2)
+    pts = np.zeros((len(colour), 25, 3))
+    for v, ntu in enumerate(_NTU_FOR_BODY25):
+        if ntu >= 0:
+            pts[:, v, :2] = colour[:, ntu]
+    head = np.linalg.norm(pts[:, 0, :2] - pts[:, 1, :2], axis=-1, keepdims=True)
+    for v, (anchor, offset) in _DERIVED_BODY25.items():
+        pts[:, v, :2] = pts[:, anchor, :2] + head * np.asarray(offset)
+    pts[..., 2] = rng.uniform(0.3, 0.95, pts.shape[:2])
+    pts[rng.random(pts.shape[:2]) < miss_ratio] = 0.0
+    pts = np.round(pts, 3).astype(np.float32)
+    if model == "coco18":
+        pts = pts[:, list(BODY25_TO_COCO18)]
+    return np.split(pts, np.cumsum(sample.bodies_per_frame)[:-1])
+
+
+def openpose_frame_json(people: np.ndarray, legacy: bool = False) -> str:
+    """One OpenPose per-frame file for people ``(P, V, 3)``: version 1.3 compact JSON, or version 1.0 with the
+    legacy ``pose_keypoints`` key and no ``person_id`` when ``legacy``."""
+    import json
+
+    key = "pose_keypoints" if legacy else "pose_keypoints_2d"
+    extra = {} if legacy else {"person_id": [-1]}
+    doc = {"version": 1.0 if legacy else 1.3,
+           "people": [extra | {key: p.reshape(-1).tolist(), "face_keypoints_2d": [], "hand_left_keypoints_2d": [],
+                               "hand_right_keypoints_2d": []} for p in people]}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def kinetics_json(frames: list[np.ndarray], label: str = "", label_index: int | str = "", first_index: int = 1,
+                  image_size: tuple[float, float] = OPENPOSE_IMAGE_SIZE) -> str:
+    """One Kinetics-Skeleton file from per-frame people ``(P, 18, 3)`` in pixels: x, y divided by ``image_size``,
+    3 decimals, ``frame_index`` counted from ``first_index``; frames with nobody are kept as ``"skeleton": []``."""
+    import json
+
+    scale = np.asarray(image_size, np.float64)
+    data = [{"frame_index": first_index + t,
+             "skeleton": [{"pose": np.round(p[:, :2] / scale, 3).reshape(-1).tolist(),
+                           "score": np.round(p[:, 2].astype(np.float64), 3).tolist()} for p in people]}
+            for t, people in enumerate(frames)]
+    return json.dumps({"data": data, "label": label, "label_index": label_index})
+
+
+def write_openpose_corpus(out_dir: str | Path, samples: int, seed: int = 0, *, format: str = "frames",
+                          model: str = "coco18", num_classes: int | None = None) -> list[Path]:
+    """Write ``samples`` synthetic videos built from the NTU synth (learnable classes, label = action - 1).
+
+    ``frames``: ``NAME/NAME_<12-digit frame>_keypoints.json`` per video and ``labels.csv``; ``kinetics``:
+    ``kinetics_{train,val}/NAME.json`` (every fifth video in val) and ``kinetics_{train,val}_label.json``.
+    Returns the video files (kinetics) or folders (frames) in generation order."""
+    import json
+
+    if format not in ("frames", "kinetics"):
+        raise ValueError(f"format must be 'frames' or 'kinetics', got {format!r}")
+    out = Path(out_dir)
+    actions = corpus_actions(samples, num_classes)
+    paths, labels = [], {"train": {}, "val": {}}
+    for i, (name, action) in enumerate(zip(sample_names(actions), actions)):
+        rng = np.random.default_rng([seed, i])
+        frames = openpose_people(generate_ntu_sample(rng, action, name=name), rng, model)
+        if format == "frames":
+            folder = out / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for t, people in enumerate(frames):
+                (folder / f"{name}_{t:012d}_keypoints.json").write_text(openpose_frame_json(people))
+            labels["train"][name] = action - 1
+            paths.append(folder)
+        else:
+            part = "val" if i % 5 == 4 else "train"
+            folder = out / f"kinetics_{part}"
+            folder.mkdir(parents=True, exist_ok=True)
+            class_name = ntu_class_names()[action - 1]
+            path = folder / f"{name}.json"
+            path.write_text(kinetics_json(frames, class_name, action - 1))
+            labels[part][name] = {"has_skeleton": True, "label": class_name, "label_index": action - 1}
+            paths.append(path)
+    out.mkdir(parents=True, exist_ok=True)
+    if format == "frames":
+        (out / "labels.csv").write_text("video,label\n" + "".join(f"{k},{v}\n" for k, v in labels["train"].items()))
+    else:
+        for part, entries in labels.items():
+            (out / f"kinetics_{part}_label.json").write_text(json.dumps(entries, indent=4))
+    return paths

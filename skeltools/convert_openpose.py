@@ -1,0 +1,315 @@
+"""OpenPose per-frame JSON folders and Kinetics-Skeleton JSON -> store, on the pipeline of ``skeltools.convert``.
+
+A work item is one video: a Kinetics-Skeleton file, or the per-frame files of one video (grouped by folder and by
+the prefix before the frame number). Each item becomes one sample with ``coords = "xyc"``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from schemas import store as schema
+from schemas.layouts import BODY25_TO_COCO18
+from skeltools.convert import ConversionError, FileResult, Target, _Executor, _process_and_write
+from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, parse_label, read_kinetics_video,
+                                        read_openpose_frame, select_stgcn, select_tracked, split_frame_name,
+                                        normalize_stgcn, timeline)
+from skeltools.store import StoreError
+
+FORMATS = ("frames", "kinetics")
+PERSON_PRESETS = ("track", "stgcn")
+NORMALIZATIONS = ("stgcn", "none")
+_PART = re.compile(r"(?:^|[_.-])(train|val|test)(?:[_.-]|$)")
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    key: str  # reported as the result's file: the JSON file, or ``folder/video`` for per-frame files
+    sample_id: str
+    files: tuple[str, ...]
+    numbers: tuple[int, ...] = ()  # frame number of each per-frame file
+    label: int | None = None  # from a label file; None: the video's own label_index, else unlabelled
+
+
+@dataclass(frozen=True)
+class OpenPoseOptions:
+    format: str = "kinetics"
+    model: str = "coco18"
+    persons: str = "track"
+    max_persons: int = 2
+    normalize: str = "stgcn"
+    image_width: float = 0.0  # 0: coordinates are already in [0, 1]
+    image_height: float = 0.0
+    flip_y: bool = False
+    as_coco18: bool = False
+
+    @property
+    def layout(self) -> str:
+        return "coco18" if self.as_coco18 else self.model
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (self.max_persons, 18 if self.as_coco18 else MODEL_JOINTS[self.model], 3)
+
+    def process(self, item: VideoItem) -> tuple[FileResult, np.ndarray | None]:
+        return process_video(item, self)
+
+
+def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult, np.ndarray | None]:
+    """Read, select people and normalize one video; never raises for bad input, reports it instead."""
+    v = MODEL_JOINTS[options.model]
+    label = item.label
+    try:
+        if options.format == "kinetics":
+            video = read_kinetics_video(item.files[0], v)
+            numbers, people = video.frame_index, video.people
+            label = label if label is not None else video.label_index
+        else:
+            numbers, people = item.numbers, [read_openpose_frame(f, v) for f in item.files]
+    except OpenPoseError as exc:  # the message names the file and the key
+        return FileResult(item.key, item.sample_id, "failed", reason=str(exc)), None
+    try:
+        frames = timeline(numbers, people, v)
+    except OpenPoseError as exc:
+        return FileResult(item.key, item.sample_id, "failed", reason=f"{item.key}: {exc}"), None
+    empty = sum(len(p) == 0 for p in frames)
+    if empty == len(frames):
+        return FileResult(item.key, item.sample_id, "skipped", reason="no person in any frame"), None
+    select = select_tracked if options.persons == "track" else select_stgcn
+    data = select(frames, options.max_persons)
+    if options.as_coco18:
+        data = data[:, :, BODY25_TO_COCO18]
+    if options.normalize == "stgcn":
+        size = (options.image_width, options.image_height) if options.image_width else None
+        data = normalize_stgcn(data, size, options.flip_y)
+    notes = [f"{empty} of {len(frames)} frames have nobody"] if empty else []
+    n_persons = int((data[..., 2].sum(axis=(0, 2)) > 0).sum())
+    return FileResult(item.key, item.sample_id, "ok", length=len(data), n_persons=n_persons, notes=notes,
+                      label=-1 if label is None else label), np.ascontiguousarray(data, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Labels
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    label: int | None
+    has_skeleton: bool = True
+    part: str | None = None  # "train" | "test" (from a ``*_train_*`` / ``*_val_*`` / ``*_test_*`` file name)
+    source: str = ""
+
+
+def label_part(path) -> str | None:
+    """``kinetics_train_label.json`` -> "train"; ``*_val_*`` and ``*_test_*`` -> "test" (the evaluation part)."""
+    m = _PART.search(Path(path).stem)
+    return None if m is None else ("train" if m.group(1) == "train" else "test")
+
+
+def read_labels(path) -> dict[str, LabelEntry]:
+    """A label file -> video id -> entry. JSON: ``{id: label}`` or the Kinetics ``{id: {"has_skeleton",
+    "label_index", ...}}``; CSV: ``video,label`` rows (a header row is skipped). Empty labels are unlabelled."""
+    path = Path(path)
+    part = label_part(path)
+    try:
+        if path.suffix.lower() == ".json":
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict):
+                raise ValueError("expected a JSON object of video -> label")
+            rows = [(k, e.get("label_index"), bool(e.get("has_skeleton", True))) if isinstance(e, dict)
+                    else (k, e, True) for k, e in doc.items()]
+        else:
+            with open(path, newline="", encoding="utf-8") as fh:
+                rows = [(r[0].strip(), r[1].strip() if len(r) > 1 else "", True) for r in csv.reader(fh) if r]
+            if rows and rows[0][1] and not rows[0][1].lstrip("-").isdigit():
+                rows = rows[1:]
+        return {video: LabelEntry(parse_label(label), has, part, str(path)) for video, label, has in rows}
+    except (OSError, ValueError, IndexError) as exc:
+        raise ConversionError(f"{path}: not a label file ({exc})") from None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _json_files(inputs: Sequence) -> list[Path]:
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(p for p in item.rglob("*.json") if p.is_file())
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise ConversionError(f"{item}: no such file or folder")
+    return sorted(set(files))
+
+
+def kinetics_items(files: list[Path]) -> list[VideoItem]:
+    """One item per Kinetics-Skeleton file (label files, ``*_label.json``, are not videos)."""
+    return [VideoItem(str(f), f.stem, (str(f),)) for f in files if not f.name.endswith("_label.json")]
+
+
+def frame_items(files: list[Path]) -> list[VideoItem]:
+    """Group per-frame files into videos by folder and name prefix, frames ordered by number.
+
+    The sample id is the prefix (the folder's name when the prefix is empty); ids that two folders share are
+    replaced by ``folder/prefix``.
+    """
+    videos: dict[tuple[Path, str], list[tuple[int, str]]] = defaultdict(list)
+    for f in files:
+        prefix, number = split_frame_name(f.name)
+        videos[(f.parent, prefix)].append((number, str(f)))
+    ids = {key: key[1] or key[0].name for key in videos}
+    counts = defaultdict(int)
+    for sample_id in ids.values():
+        counts[sample_id] += 1
+    items = []
+    for (folder, prefix), frames in sorted(videos.items()):
+        frames.sort()
+        sample_id = ids[(folder, prefix)]
+        key = str(folder / prefix) if prefix else str(folder)
+        items.append(VideoItem(key, key if counts[sample_id] > 1 else sample_id, tuple(f for _, f in frames),
+                               tuple(n for n, _ in frames)))
+    return items
+
+
+def _attach_labels(items: list[VideoItem], labels: dict[str, LabelEntry]):
+    """Labels onto items; videos a label file marks ``has_skeleton: false`` become skipped results."""
+    kept, skipped = [], []
+    for item in items:
+        entry = labels.get(item.sample_id)
+        if entry is None:
+            kept.append(item)
+        elif not entry.has_skeleton:
+            skipped.append(FileResult(item.key, item.sample_id, "skipped",
+                                      reason=f"has_skeleton is false in {entry.source}"))
+        else:
+            kept.append(VideoItem(item.key, item.sample_id, item.files, item.numbers, entry.label))
+    return kept, skipped
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Driver
+
+
+def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", model: str = "coco18",
+                     labels: Sequence = (), dataset: str | None = None, persons: str = "track", max_persons: int = 2,
+                     normalize: str = "stgcn", image_size: tuple[float, float] | None = None, flip_y: bool = False,
+                     as_coco18: bool = False, workers: int | None = None, keep_going: bool = False,
+                     overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
+                     chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
+                     log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Convert OpenPose per-frame JSON (``format="frames"``) or Kinetics-Skeleton JSON into a store; return the report.
+
+    ``labels``: label files (see :func:`read_labels`); for ``kinetics`` the ``*_label.json`` files found under the
+    input folders are used too. ``dataset="kinetics400"`` adds its class names and the ``kinetics_train`` /
+    ``kinetics_test`` split columns. Normalization ``stgcn`` needs x, y in [0, 1], or ``image_size`` (W, H) for
+    pixels; ``none`` stores the coordinates as read.
+    """
+    from schemas.datasets import get_dataset
+    from skeltools import __version__
+
+    for name, value, choices in (("format", format, FORMATS), ("model", model, tuple(MODEL_JOINTS)),
+                                 ("persons", persons, PERSON_PRESETS), ("normalize", normalize, NORMALIZATIONS)):
+        if value not in choices:
+            raise ConversionError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+    if format == "kinetics" and model != "coco18":
+        raise ConversionError("Kinetics-Skeleton files hold COCO-18 joints: use --model coco18")
+    if as_coco18 and model != "body25":
+        raise ConversionError("--as-coco18 maps BODY_25 output only (use --model body25)")
+    if format == "frames" and normalize == "stgcn" and image_size is None:
+        raise ConversionError("OpenPose frames are in pixels: give --image-size W H, or --normalize none")
+    spec = get_dataset(dataset) if dataset else None
+    if spec is not None and spec.layout != ("coco18" if as_coco18 else model):
+        raise ConversionError(f"{spec.name} uses layout {spec.layout}, not {model}")
+    t_start = time.perf_counter()
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise StoreError(f"{output} already exists (use --overwrite to replace it)")
+    workers = max(1, workers or os.cpu_count() or 1)
+    options = OpenPoseOptions(format, model, persons, max_persons, normalize, *(image_size or (0.0, 0.0)), flip_y,
+                              as_coco18)
+    with _Executor(workers, progress) as executor:
+        files = _json_files(inputs)
+        label_files = list(labels) + ([f for f in files if f.name.endswith("_label.json")] if format == "kinetics" else [])
+        entries: dict[str, LabelEntry] = {}
+        for path in label_files:
+            entries |= read_labels(path)
+        items, results = _attach_labels(kinetics_items(files) if format == "kinetics" else frame_items(files), entries)
+        if not items:
+            raise ConversionError(f"no videos to convert in {', '.join(map(str, inputs))}")
+        log(f"{len(items)} videos to convert ({format}, {model}, persons {persons}) on {workers} worker(s)")
+        parts = {v: e.part for v, e in entries.items()}
+        target = Target(
+            "kinetics-skeleton" if format == "kinetics" else "openpose-frames",
+            {"dataset": spec.name if spec else "openpose", "preset": f"{persons}+{normalize}",
+             "label_files": [str(p) for p in label_files]},
+            lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _index(ok, spec, parts))
+        return _process_and_write(executor, items, results, output, options, frozenset(map(str, label_files)),
+                                  inputs, target, keep_going=keep_going, overwrite=overwrite,
+                                  shard_frames=shard_frames, chunk_frames=chunk_frames, log=log, t_start=t_start)
+
+
+def describe(options: OpenPoseOptions) -> dict[str, Any]:
+    """The store's ``preprocessing`` attr: what was done, in words and parameters."""
+    persons = {"track": "people tracked across frames (greedy matching of each frame's people to the tracks' "
+                        "predicted poses by mean joint distance over box size < 3), top M tracks by total score, ordered "
+                        "by score; frames where a kept track is not seen are zero",
+               "stgcn": "st-gcn reference: per frame, the first 5 people sorted by summed score, top M kept "
+                        "(identities may swap between frames)"}[options.persons]
+    size = [options.image_width, options.image_height] if options.image_width else None
+    normalize = {"stgcn": "x, y" + (" divided by the image size," if size else "") + " minus 0.5, zeroed where "
+                          "the score is 0" + ("; y negated (2s-AGCN / MS-G3D)" if options.flip_y else ""),
+                 "none": "coordinates as read"}[options.normalize]
+    reference = {"track": "skeltools person tracking", "stgcn": "st-gcn feeder_kinetics"}[options.persons]
+    return {"reference": f"{reference}, {options.normalize} normalization", "persons": persons, "max_persons": options.max_persons, "normalize": normalize, "image_size": size,
+            "flip_y": options.flip_y, "model": options.model,
+            "joints": "BODY_25 mapped to COCO-18" if options.as_coco18 else options.model,
+            "time": "frame numbers minus the smallest (0- and 1-based alike); missing numbers are empty frames"}
+
+
+def _attrs(spec, options: OpenPoseOptions, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:
+    return {
+        "schema": schema.SCHEMA_VERSION,
+        "dataset": spec.name if spec else "openpose",
+        "layout": options.layout,
+        "coords": "xyc",
+        "persons": options.max_persons,
+        "num_samples": num_samples,
+        "num_frames": num_frames,
+        "preset": f"{options.persons}+{options.normalize}",
+        "preprocessing": describe(options),
+        "class_names": list(spec.class_names) if spec else [],
+        "source": "kinetics-skeleton" if options.format == "kinetics" else "openpose-frames",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "skeltools_version": version,
+    }
+
+
+def _index(ok: list[FileResult], spec, parts: dict[str, str | None]):
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {
+        "sample_id": [r.sample_id for r in ok],
+        "label": [r.label for r in ok],
+        "length": [r.length for r in ok],
+        "n_persons": [r.n_persons for r in ok],
+    }
+    split_columns = spec.split_columns() if spec else ()
+    if split_columns:
+        flags = [spec.split_flags({"train": int(parts[r.sample_id] == "train")}) if parts.get(r.sample_id)
+                 else dict.fromkeys(split_columns, False) for r in ok]  # a video in no split file is in no part
+        for name in split_columns:
+            columns[name] = [f[name] for f in flags]
+    name = spec.name if spec else "openpose"
+    table_schema = schema.index_schema({}, split_columns, {"dataset": name, "schema": str(schema.SCHEMA_VERSION)})
+    return pa.Table.from_pydict(columns, schema=table_schema)
