@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
@@ -39,10 +39,37 @@ class ConversionError(RuntimeError):
 
 @dataclass(frozen=True)
 class NtuOptions:
+    """NTU's per-file processing, and what it contributes to the store attrs, report and index.
+
+    Other sources plug into the same pipeline with an options class offering the same members: ``source``,
+    ``frame_shape``, ``process(path)``, ``report_fields()``, ``store_attrs(spec)`` and ``index(ok, spec)``.
+    """
+
+    source: ClassVar[str] = "ntu-skeleton"
     dataset: str = "ntu60"
     preset: str = "pyskl"
     align_spine: bool = False
     max_persons: int = 2
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (self.max_persons, 25, 3)
+
+    def process(self, path: str) -> tuple["FileResult", np.ndarray | None]:
+        return process_ntu_file(path, self)
+
+    def report_fields(self) -> dict[str, Any]:
+        return {"preset": self.preset, "align_spine": self.align_spine}
+
+    def store_attrs(self, spec) -> dict[str, Any]:
+        from skeltools.presets import describe_preset
+
+        return {"layout": spec.layout, "coords": "xyz", "persons": self.max_persons, "preset": self.preset,
+                "preprocessing": describe_preset(self.preset, dataset=self.dataset, align_spine=self.align_spine),
+                "frame_rate": 30}
+
+    def index(self, ok: list["FileResult"], spec):
+        return _ntu_index(ok, spec, spec.name)
 
 
 @dataclass
@@ -89,18 +116,18 @@ def process_ntu_file(path: str, options: NtuOptions) -> tuple[FileResult, np.nda
     return result, data
 
 
-def process_group(task: tuple[int, Sequence[str], NtuOptions, str]) -> tuple[int, list[FileResult], float]:
+def process_group(task: tuple[int, Sequence[str], Any, str]) -> tuple[int, list[FileResult], float]:
     """Process one group of files; write its frames to ``spill/NNNNN.npy`` and its results next to it."""
     group, paths, options, spill_dir = task
     t0 = time.perf_counter()
     results, blocks = [], []
     for path in paths:
-        result, data = process_ntu_file(path, options)
+        result, data = options.process(path)
         results.append(result)
         if data is not None:
             blocks.append(data)
     spill = Path(spill_dir)
-    frames = np.concatenate(blocks) if blocks else np.zeros((0, options.max_persons, 25, 3), np.float32)
+    frames = np.concatenate(blocks) if blocks else np.zeros((0, *options.frame_shape), np.float32)
     _atomic_write(spill / f"{group:05d}.npy", lambda fh: np.save(fh, frames))
     _atomic_write(spill / f"{group:05d}.json",
                   lambda fh: fh.write(json.dumps([asdict(r) for r in results]).encode()))
@@ -244,7 +271,7 @@ def _file_size(path) -> int:
         return 0
 
 
-def _manifest(files: list[Path], options: NtuOptions, exclusions: frozenset[str]) -> dict[str, Any]:
+def _manifest(files: list[Path], options, exclusions: frozenset[str]) -> dict[str, Any]:
     digest = hashlib.sha256()
     for f in files:
         try:
@@ -325,7 +352,7 @@ def _select_inputs(inputs, dataset: str | None, exclude_list):
 
 
 def _process_and_write(executor: _Executor, todo: list[Path], results: list[FileResult], output: Path, spec,
-                       options: NtuOptions, exclusions: frozenset[str], inputs, *, keep_going: bool,
+                       options, exclusions: frozenset[str], inputs, *, keep_going: bool,
                        overwrite: bool, shard_frames: int, chunk_frames: int, log, t_start: float) -> dict[str, Any]:
     from skeltools import __version__
 
@@ -363,10 +390,9 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
     failed = [r for r in results if r.status == "failed"]
     skipped = [r for r in results if r.status == "skipped"]
     report = {
-        "source": "ntu-skeleton",
+        "source": options.source,
         "dataset": spec.name,
-        "preset": options.preset,
-        "align_spine": options.align_spine,
+        **options.report_fields(),
         "inputs": [str(i) for i in inputs],
         "counts": {"files": len(results), "input_bytes": sum(_file_size(r.file) for r in results),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
@@ -393,7 +419,7 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
     group_frames = [(str(spill / f"{g:05d}.npy"), sum(r.length for r in group_results[g] if r.status == "ok"))
                     for g in range(len(groups))]
     group_frames = [(f, n) for f, n in group_frames if n]
-    builder = StoreBuilder(output, work, int(offsets[-1]), (options.max_persons, 25, 3), shard_frames, chunk_frames)
+    builder = StoreBuilder(output, work, int(offsets[-1]), options.frame_shape, shard_frames, chunk_frames)
     builder.create(_attrs(spec, options, len(ok), int(offsets[-1]), __version__))
     shard_tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(group_frames, shard_frames)]
     write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
@@ -402,29 +428,21 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
     report["timings"] = {"process_wall_s": round(t_process, 3), "process_cpu_s": round(process_seconds, 3),
                          "write_wall_s": round(t_write, 3), "write_cpu_s": round(write_seconds, 3),
                          "total_s": round(time.perf_counter() - t_start, 3)}
-    builder.publish(offsets, _ntu_index(ok, spec, spec.name), report, overwrite=overwrite)
+    builder.publish(offsets, options.index(ok, spec), report, overwrite=overwrite)
     return report
 
 
-def _attrs(spec, options: NtuOptions, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:
-    from skeltools.presets import describe_preset
-
+def _attrs(spec, options, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:
     return {
         "schema": schema.SCHEMA_VERSION,
         "dataset": spec.name,
-        "layout": spec.layout,
-        "coords": "xyz",
-        "persons": options.max_persons,
         "num_samples": num_samples,
         "num_frames": num_frames,
-        "preset": options.preset,
-        "preprocessing": describe_preset(options.preset, dataset=options.dataset, align_spine=options.align_spine),
         "class_names": list(spec.class_names),
-        "source": "ntu-skeleton",
-        "frame_rate": 30,
+        "source": options.source,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "skeltools_version": version,
-    }
+    } | options.store_attrs(spec)
 
 
 def _ntu_index(ok: list[FileResult], spec, dataset: str):
