@@ -87,6 +87,47 @@ def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, workers, exc
         click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
 
 
+@convert.command("smarthome")
+@click.argument("pose_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--dataset", type=click.Choice(["smarthome", "smarthome_cv"]), default="smarthome", show_default=True,
+              help="smarthome: 31 classes, cross-subject (cs); smarthome_cv: 19 classes, cross-view (cv1, cv2).")
+@click.option("--format", "fmt", type=click.Choice(["json", "npz"]), default=None,
+              help="LCR-Net JSON (v1.1/v1.2) or the 2D keypoint npz (kpts). Default: whichever the folders hold.")
+@click.option("--coords", type=click.Choice(["xyz", "xy"]), default=None,
+              help="JSON: pose3d (xyz, default) or pose2d (xy). npz: xy.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def convert_smarthome_cmd(pose_dirs, output, dataset, fmt, coords, workers, keep_going, overwrite, quiet) -> None:
+    """Convert Toyota Smarthome (trimmed) pose files; splits come from the official lists.
+
+    Clips of classes outside the dataset (the 14 Pour.Fromcup clips of the CS lists, or the 12 classes the
+    cross-view protocols leave out) and clips on none of its lists are reported and skipped.
+
+    \b
+    Example:
+      skeltools convert smarthome skeletonv12/ -o smarthome_cs.zarr --dataset smarthome
+      skeltools convert smarthome skeletonv12/ -o smarthome_cv.zarr --dataset smarthome_cv --coords xy
+    """
+    from skeltools.convert_smarthome import convert_smarthome
+
+    t0 = time.perf_counter()
+    report = convert_smarthome(pose_dirs, output, dataset=dataset, fmt=fmt, coords=coords, workers=workers,
+                               keep_going=keep_going, overwrite=overwrite, progress=not quiet,
+                               log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    _summary(output, report, time.perf_counter() - t0)
+
+
+def _summary(output: Path, report: dict, seconds: float) -> None:
+    c = report["counts"]
+    click.echo(f"{output}: {c['converted']} samples, {c['frames']} frames ({report['dataset']}); "
+               f"{c['skipped']} skipped, {c['failed']} failed; {seconds:.1f} s, {c['frames'] / seconds:.0f} frames/s")
+    if c["failed"]:
+        click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
+
+
 @main.group(cls=_Group)
 def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""
@@ -110,6 +151,23 @@ def synth_ntu_cmd(out_dir, samples, seed, classes) -> None:
     paths = write_ntu_corpus(out_dir, samples, seed, **kwargs)
     size = sum(p.stat().st_size for p in paths)
     click.echo(f"{out_dir}: {len(paths)} .skeleton files, {size / 1e6:.1f} MB")
+
+
+@synth.command("smarthome")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--samples", type=int, default=200, show_default=True, help="Number of _pose3d.json files.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_smarthome_cmd(out_dir, samples, seed) -> None:
+    """Write synthetic Toyota Smarthome LCR-Net v1.2 JSON files (clip names from the official CS lists).
+
+    \b
+    Example:
+      skeltools synth smarthome raw/ --samples 200 && skeltools convert smarthome raw/ -o smarthome.zarr
+    """
+    from skeltools.synth_sets import write_smarthome_corpus
+
+    paths = write_smarthome_corpus(out_dir, samples, seed)
+    click.echo(f"{out_dir}: {len(paths)} _pose3d.json files, {sum(p.stat().st_size for p in paths) / 1e6:.1f} MB")
 
 
 @main.command()

@@ -187,12 +187,12 @@ def plan_shards(group_frames: list[tuple[str, int]], shard_frames: int) -> list[
 # Driver
 
 
-def find_skeleton_files(inputs: Iterable) -> list[Path]:
-    """``.skeleton`` files under the given folders (recursively) or given directly."""
+def find_skeleton_files(inputs: Iterable, patterns: Sequence[str] = ("*.skeleton",)) -> list[Path]:
+    """Files matching ``patterns`` under the given folders (recursively), or given directly."""
     files = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(p for p in item.rglob("*.skeleton") if not p.is_dir())
+            files.extend(p for pattern in patterns for p in item.rglob(pattern) if not p.is_dir())
         elif item.exists():
             files.append(item)
         else:
@@ -298,15 +298,29 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
 
     if preset not in PRESETS:
         raise ConversionError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+
+    def select(workers: int):
+        todo, results, spec, exclusions = _select_inputs(inputs, dataset, exclude_list)
+        options = NtuOptions(dataset=spec.name, preset=preset, align_spine=align_spine)
+        log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
+        return todo, results, spec, options, exclusions
+
+    return run_conversion(select, inputs, output, workers=workers, keep_going=keep_going, overwrite=overwrite,
+                          shard_frames=shard_frames, chunk_frames=chunk_frames, progress=progress, log=log)
+
+
+def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *, workers: int | None,
+                   keep_going: bool, overwrite: bool, shard_frames: int, chunk_frames: int, progress: bool,
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """The pipeline around a source's ``select(workers)`` -> (files to process, results for the others, dataset
+    definition, options, exclusions); returns the report."""
     t_start = time.perf_counter()
     output = Path(output)
     if output.exists() and not overwrite:
         raise StoreError(f"{output} already exists (use --overwrite to replace it)")
     workers = max(1, workers or os.cpu_count() or 1)
     with _Executor(workers, progress) as executor:  # the pool starts while the inputs are listed
-        todo, results, spec, exclusions = _select_inputs(inputs, dataset, exclude_list)
-        options = NtuOptions(dataset=spec.name, preset=preset, align_spine=align_spine)
-        log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
+        todo, results, spec, options, exclusions = select(workers)
         return _process_and_write(executor, todo, results, output, spec, options, exclusions, inputs,
                                   keep_going=keep_going, overwrite=overwrite, shard_frames=shard_frames,
                                   chunk_frames=chunk_frames, log=log, t_start=t_start)
@@ -446,20 +460,26 @@ def _attrs(spec, options, num_samples: int, num_frames: int, version: str) -> di
 
 
 def _ntu_index(ok: list[FileResult], spec, dataset: str):
+    metas = [parse_ntu_name(r.sample_id) for r in ok]
+    return build_index(ok, spec, "ntu", metas, [m["action"] - 1 for m in metas])
+
+
+def build_index(ok: list[FileResult], spec, source: str, metas: list, labels: list[int]):
+    """``index.parquet`` of the converted samples: common columns, ``SOURCE_COLUMNS[source]`` from ``metas``
+    (one mapping per sample) and the split columns of ``spec``."""
     import pyarrow as pa
 
-    metas = [parse_ntu_name(r.sample_id) for r in ok]
     columns: dict[str, Any] = {
         "sample_id": [r.sample_id for r in ok],
-        "label": [m["action"] - 1 for m in metas],
+        "label": labels,
         "length": [r.length for r in ok],
         "n_persons": [r.n_persons for r in ok],
     }
-    for name in schema.SOURCE_COLUMNS["ntu"]:
+    for name in schema.SOURCE_COLUMNS[source]:
         columns[name] = [m[name] for m in metas]
     flags = [spec.split_flags(m) for m in metas]
     for name in spec.split_columns():
         columns[name] = [f[name] for f in flags]
-    table_schema = schema.index_schema(schema.SOURCE_COLUMNS["ntu"], spec.split_columns(),
-                                       {"dataset": dataset, "schema": str(schema.SCHEMA_VERSION)})
+    table_schema = schema.index_schema(schema.SOURCE_COLUMNS[source], spec.split_columns(),
+                                       {"dataset": spec.name, "schema": str(schema.SCHEMA_VERSION)})
     return pa.Table.from_pydict(columns, schema=table_schema)
