@@ -85,6 +85,12 @@ class FileResult:
     line: int = 0
     notes: list[str] = field(default_factory=list)
     nonfinite_body_frames: int = 0
+    samples: list[dict] = field(default_factory=list)  # several samples from one file: their index fields
+
+
+def sample_lengths(ok: list[FileResult]) -> list[int]:
+    """Frames per store sample: one sample per file, or the ``length`` of each of a file's ``samples``."""
+    return [n for r in ok for n in ([s["length"] for s in r.samples] if r.samples else [r.length])]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -428,13 +434,13 @@ def _process_and_write(executor: _Executor, todo: list[Path], results: list[File
 
     # Phase 2: shard-owned writes.
     t0 = time.perf_counter()
-    lengths = np.array([r.length for r in ok], dtype=np.int64)
+    lengths = np.array(sample_lengths(ok), dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     group_frames = [(str(spill / f"{g:05d}.npy"), sum(r.length for r in group_results[g] if r.status == "ok"))
                     for g in range(len(groups))]
     group_frames = [(f, n) for f, n in group_frames if n]
     builder = StoreBuilder(output, work, int(offsets[-1]), options.frame_shape, shard_frames, chunk_frames)
-    builder.create(_attrs(spec, options, len(ok), int(offsets[-1]), __version__))
+    builder.create(_attrs(spec, options, len(lengths), int(offsets[-1]), __version__))
     shard_tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(group_frames, shard_frames)]
     write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
     t_write = time.perf_counter() - t0
@@ -460,24 +466,23 @@ def _attrs(spec, options, num_samples: int, num_frames: int, version: str) -> di
 
 
 def _ntu_index(ok: list[FileResult], spec, dataset: str):
-    metas = [parse_ntu_name(r.sample_id) for r in ok]
-    return build_index(ok, spec, "ntu", metas, [m["action"] - 1 for m in metas])
+    rows = [file_row(r, parse_ntu_name(r.sample_id)) for r in ok]
+    return build_index([row | {"label": row["action"] - 1} for row in rows], spec, "ntu")
 
 
-def build_index(ok: list[FileResult], spec, source: str, metas: list, labels: list[int]):
-    """``index.parquet`` of the converted samples: common columns, ``SOURCE_COLUMNS[source]`` from ``metas``
-    (one mapping per sample) and the split columns of ``spec``."""
+def file_row(r: FileResult, meta: dict) -> dict:
+    """The index row of a one-sample file: its common columns and ``meta`` (source fields)."""
+    return {"sample_id": r.sample_id, "length": r.length, "n_persons": r.n_persons} | meta
+
+
+def build_index(rows: list[dict], spec, source: str):
+    """``index.parquet`` from one mapping per sample holding the common columns, ``SOURCE_COLUMNS[source]`` and
+    what ``spec``'s split rules read; the split columns are computed here."""
     import pyarrow as pa
 
-    columns: dict[str, Any] = {
-        "sample_id": [r.sample_id for r in ok],
-        "label": labels,
-        "length": [r.length for r in ok],
-        "n_persons": [r.n_persons for r in ok],
-    }
-    for name in schema.SOURCE_COLUMNS[source]:
-        columns[name] = [m[name] for m in metas]
-    flags = [spec.split_flags(m) for m in metas]
+    names = [*schema.INDEX_COLUMNS, *schema.SOURCE_COLUMNS[source]]
+    columns: dict[str, Any] = {name: [row[name] for row in rows] for name in names}
+    flags = [spec.split_flags(row) for row in rows]
     for name in spec.split_columns():
         columns[name] = [f[name] for f in flags]
     table_schema = schema.index_schema(schema.SOURCE_COLUMNS[source], spec.split_columns(),

@@ -16,7 +16,8 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.datasets import get_dataset, parse_smarthome_name, smarthome_split_lists
-from skeltools.convert import ConversionError, FileResult, build_index, find_skeleton_files, run_conversion
+from skeltools.convert import (ConversionError, FileResult, build_index, file_row, find_skeleton_files,
+                               run_conversion)
 
 FORMATS = {"json": ("*.json",), "npz": ("*.npz",)}
 
@@ -50,8 +51,9 @@ class SmarthomeOptions:
                 "preprocessing": {"steps": steps or ["none: poses stored as read"], "whole_sequences": True}}
 
     def index(self, ok: list[FileResult], spec):
-        metas = [parse_smarthome_name(r.sample_id) for r in ok]
-        return build_index(ok, spec, "smarthome", metas, [spec.class_names.index(m["activity"]) for m in metas])
+        rows = [file_row(r, parse_smarthome_name(r.sample_id)) for r in ok]
+        return build_index([row | {"label": spec.class_names.index(row["activity"])} for row in rows], spec,
+                           "smarthome")
 
 
 def process_smarthome_file(path: str, options: SmarthomeOptions) -> tuple[FileResult, np.ndarray | None]:
