@@ -5,6 +5,7 @@ Parts become boolean index columns named ``{protocol}_{part}`` (``xsub_train``, 
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -185,7 +186,34 @@ def _smarthome_cv() -> DatasetDef:
     )
 
 
-_FACTORIES = {"ntu60": _ntu60, "ntu120": _ntu120, "smarthome": _smarthome, "smarthome_cv": _smarthome_cv}
+@cache
+def babel_action_index() -> dict[str, int]:
+    """BABEL's ``action_label_2_idx.json``: 150 action categories -> index (BABEL-60: < 60, BABEL-120: < 120)."""
+    return json.loads(resources.files("schemas").joinpath("data", "babel_action_label_2_idx.json").read_text())
+
+
+@cache
+def babel_sid_splits() -> dict[int, str]:
+    """BABEL sequence id -> "train" | "val" | "test", from ``amass_splits.json`` (shipped as sid lists)."""
+    lists = json.loads(resources.files("schemas").joinpath("data", "babel_amass_splits.json").read_text())
+    return {sid: split for split, sids in lists.items() for sid in sids}
+
+
+def _babel(num_classes: int) -> DatasetDef:
+    names = sorted((i, name) for name, i in babel_action_index().items() if i < num_classes)
+    return DatasetDef(
+        name=f"babel{num_classes}",
+        layout="ntu25",
+        class_names=tuple(name for _, name in names),
+        protocols={"babel": lambda meta: meta["split"]},
+        parts=("train", "val", "test"),
+        description=f"BABEL-{num_classes} (AMASS mocap as NTU-25 joints): 150-frame chunks at 30 fps, long-tailed; "
+                    "the test part is unlabelled (label -1).",
+    )
+
+
+_FACTORIES = {"ntu60": _ntu60, "ntu120": _ntu120, "smarthome": _smarthome, "smarthome_cv": _smarthome_cv,
+              "babel60": lambda: _babel(60), "babel120": lambda: _babel(120)}
 DATASETS = tuple(_FACTORIES)
 
 
