@@ -21,14 +21,6 @@ from skeltools.synth_sets import smarthome_document, write_smarthome_corpus
 NPZ = "WatchTV_p02_r03_v05_c05_LCRNet2d.npz"
 
 
-@pytest.fixture(scope="module")
-def smarthome_fixtures(fixtures):
-    path = fixtures / "smarthome"
-    if not path.is_dir():
-        pytest.skip(f"{path} is missing")
-    return path
-
-
 def test_shipped_lists_are_the_official_ones(smarthome_fixtures):
     lists = smarthome_split_lists()
     files = {("cs", "train"): "train_CS", ("cs", "val"): "validation_CS", ("cs", "test"): "test_CS",
