@@ -426,7 +426,9 @@ def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len
                     device=device, amp=amp, compile=compile_, workers=workers, resume=resume)
     summary = run_training(cfg, recipe, log=click.echo)
     if int(os.environ.get("RANK", "0")) == 0:
-        click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%} ({summary['validation']})")
+        click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%}, mean per-class "
+                   f"{summary['best_val_mean_class']:.2%} (epoch {summary['best_epoch']}, by {summary['best_metric']}; "
+                   f"{summary['validation']})")
 
 
 @main.command("test")
