@@ -1,10 +1,11 @@
 """Dataset definitions: class names and official split rules.
 
-A split rule maps a sample's metadata to the parts it belongs to. Parts become boolean index columns named
-``{protocol}_{part}`` (``xsub_train``, ``xsub_test``, ...).
+A split rule maps a sample's metadata to the part of a protocol it belongs to (or None: not in that protocol).
+Parts become boolean index columns named ``{protocol}_{part}`` (``xsub_train``, ``xsub_test``, ``cs_val``, ...).
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +33,7 @@ def parse_ntu_name(name: str) -> dict[str, int] | None:
     return dict(zip(NTU_FIELDS, map(int, m.groups())))
 
 
-SplitRule = Callable[[Mapping[str, int]], bool]  # metadata -> True for the train part
+SplitRule = Callable[[Mapping], "str | None"]  # metadata -> "train" | "val" | "test" | None
 
 
 @dataclass(frozen=True)
@@ -40,23 +41,23 @@ class DatasetDef:
     name: str
     layout: str
     class_names: tuple[str, ...]
-    protocols: dict[str, SplitRule]  # protocol -> "is this sample in the train part?"
+    protocols: dict[str, SplitRule]  # protocol -> the part a sample belongs to
     description: str = ""
+    parts: tuple[str, ...] = ("train", "test")
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def split_columns(self) -> tuple[str, ...]:
-        return tuple(f"{p}_{part}" for p in self.protocols for part in ("train", "test"))
+        return tuple(f"{p}_{part}" for p in self.protocols for part in self.parts)
 
-    def split_flags(self, meta: Mapping[str, int]) -> dict[str, bool]:
+    def split_flags(self, meta: Mapping) -> dict[str, bool]:
         """The boolean split columns of one sample."""
         flags = {}
-        for protocol, is_train in self.protocols.items():
-            train = bool(is_train(meta))
-            flags[f"{protocol}_train"] = train
-            flags[f"{protocol}_test"] = not train
+        for protocol, rule in self.protocols.items():
+            member = rule(meta)
+            flags |= {f"{protocol}_{part}": part == member for part in self.parts}
         return flags
 
 
@@ -94,14 +95,19 @@ def read_sample_list(path) -> frozenset[str]:
     return frozenset(names)
 
 
+def _train_if(is_train: Callable[[Mapping], bool]) -> SplitRule:
+    """A two-part rule: train when ``is_train(meta)``, else test."""
+    return lambda meta: "train" if is_train(meta) else "test"
+
+
 def _ntu60() -> DatasetDef:
     return DatasetDef(
         name="ntu60",
         layout="ntu25",
         class_names=ntu_class_names()[:60],
         protocols={
-            "xsub": lambda m: m["subject"] in NTU60_XSUB_TRAIN_SUBJECTS,
-            "xview": lambda m: m["camera"] in NTU60_XVIEW_TRAIN_CAMERAS,
+            "xsub": _train_if(lambda m: m["subject"] in NTU60_XSUB_TRAIN_SUBJECTS),
+            "xview": _train_if(lambda m: m["camera"] in NTU60_XVIEW_TRAIN_CAMERAS),
         },
         description="NTU RGB+D 60: S001-S017, A001-A060, 56,880 samples (56,578 with skeletons).",
     )
@@ -113,8 +119,8 @@ def _ntu120() -> DatasetDef:
         layout="ntu25",
         class_names=ntu_class_names(),
         protocols={
-            "xsub": lambda m: m["subject"] in NTU120_XSUB_TRAIN_SUBJECTS,
-            "xset": lambda m: m["setup"] % 2 == 0,
+            "xsub": _train_if(lambda m: m["subject"] in NTU120_XSUB_TRAIN_SUBJECTS),
+            "xset": _train_if(lambda m: m["setup"] % 2 == 0),
         },
         description="NTU RGB+D 120: S001-S032, A001-A120, 114,480 samples (113,945 with skeletons).",
     )
@@ -125,13 +131,106 @@ def _kinetics400() -> DatasetDef:
         name="kinetics400",
         layout="coco18",
         class_names=kinetics_class_names(),
-        protocols={"kinetics": lambda m: m["train"] == 1},
+        protocols={"kinetics": lambda m: "train" if m["train"] == 1 else "test"},
         description="Kinetics-Skeleton (st-gcn release): kinetics_train (240,436 quoted) and the released val set "
                     "as kinetics_test (19,796 with skeletons); the part comes from the label file a video is in.",
     )
 
 
-_FACTORIES = {"ntu60": _ntu60, "ntu120": _ntu120, "kinetics400": _kinetics400}
+SMARTHOME_CLASSES = (
+    "Cook.Cleandishes", "Cook.Cleanup", "Cook.Cut", "Cook.Stir", "Cook.Usestove", "Cutbread", "Drink.Frombottle",
+    "Drink.Fromcan", "Drink.Fromcup", "Drink.Fromglass", "Eat.Attable", "Eat.Snack", "Enter", "Getup", "Laydown",
+    "Leave", "Makecoffee.Pourgrains", "Makecoffee.Pourwater", "Maketea.Boilwater", "Maketea.Insertteabag",
+    "Pour.Frombottle", "Pour.Fromcan", "Pour.Fromkettle", "Readbook", "Sitdown", "Takepills", "Uselaptop",
+    "Usetelephone", "Usetablet", "Walk", "WatchTV",
+)  # the skeleton repositories' order (2s-AGCN for daily living, UNIK); I3D's CS list swaps the two Use* tablets
+SMARTHOME_CV_CLASSES = (
+    "Cutbread", "Drink.Frombottle", "Drink.Fromcan", "Drink.Fromcup", "Drink.Fromglass", "Eat.Attable", "Eat.Snack",
+    "Enter", "Getup", "Leave", "Pour.Frombottle", "Pour.Fromcan", "Readbook", "Sitdown", "Takepills", "Uselaptop",
+    "Usetablet", "Usetelephone", "Walk",
+)
+_SMARTHOME_NAME = re.compile(r"(?P<activity>[A-Za-z.]+)_p(?P<subject>\d+)_r(?P<repetition>\d+)_v(?P<video>\d+)"
+                             r"_c(?P<camera>\d+)")
+SMARTHOME_FIELDS = ("subject", "repetition", "video", "camera")
+# (protocol, part) -> the official list file (I3D baseline ``splits/``); CV2's validation and test lists are
+# byte-identical to CV1's, so they ship once.
+_SMARTHOME_LISTS = {
+    ("cs", "train"): "train_CS", ("cs", "val"): "validation_CS", ("cs", "test"): "test_CS",
+    ("cv1", "train"): "train_CV1", ("cv1", "val"): "validation_CV1", ("cv1", "test"): "test_CV1",
+    ("cv2", "train"): "train_CV2", ("cv2", "val"): "validation_CV1", ("cv2", "test"): "test_CV1",
+}
+
+
+def parse_smarthome_name(name: str) -> dict | None:
+    """``Activity_pSS_rRR_vVV_cCC`` (at the start of ``name``) -> activity, numbers and the clip name, or None."""
+    m = _SMARTHOME_NAME.match(name)
+    if m is None:
+        return None
+    return {"name": m.group(0), "activity": m["activity"]} | {k: int(m[k]) for k in SMARTHOME_FIELDS}
+
+
+@cache
+def smarthome_split_lists() -> dict[tuple[str, str], frozenset[str]]:
+    """(protocol, part) -> the clip names (without ``.mp4``) of the official Toyota Smarthome lists."""
+    return {key: frozenset(line.removesuffix(".mp4") for line in _read_lines(f"smarthome/{file}.txt"))
+            for key, file in _SMARTHOME_LISTS.items()}
+
+
+def _listed(protocol: str) -> SplitRule:
+    lists = {part: names for (p, part), names in smarthome_split_lists().items() if p == protocol}
+    return lambda meta: next((part for part, names in lists.items() if meta["name"] in names), None)
+
+
+def _smarthome() -> DatasetDef:
+    return DatasetDef(
+        name="smarthome",
+        layout="smarthome13",
+        class_names=SMARTHOME_CLASSES,
+        protocols={"cs": _listed("cs")},
+        parts=("train", "val", "test"),
+        description="Toyota Smarthome (trimmed), cross-subject: 31 classes, 16,115 clips.",
+    )
+
+
+def _smarthome_cv() -> DatasetDef:
+    return DatasetDef(
+        name="smarthome_cv",
+        layout="smarthome13",
+        class_names=SMARTHOME_CV_CLASSES,
+        protocols={"cv1": _listed("cv1"), "cv2": _listed("cv2")},
+        parts=("train", "val", "test"),
+        description="Toyota Smarthome (trimmed), cross-view CV1 and CV2: the 19 classes seen from every camera.",
+    )
+
+
+@cache
+def babel_action_index() -> dict[str, int]:
+    """BABEL's ``action_label_2_idx.json``: 150 action categories -> index (BABEL-60: < 60, BABEL-120: < 120)."""
+    return json.loads(resources.files("schemas").joinpath("data", "babel_action_label_2_idx.json").read_text())
+
+
+@cache
+def babel_sid_splits() -> dict[int, str]:
+    """BABEL sequence id -> "train" | "val" | "test", from ``amass_splits.json`` (shipped as sid lists)."""
+    lists = json.loads(resources.files("schemas").joinpath("data", "babel_amass_splits.json").read_text())
+    return {sid: split for split, sids in lists.items() for sid in sids}
+
+
+def _babel(num_classes: int) -> DatasetDef:
+    names = sorted((i, name) for name, i in babel_action_index().items() if i < num_classes)
+    return DatasetDef(
+        name=f"babel{num_classes}",
+        layout="ntu25",
+        class_names=tuple(name for _, name in names),
+        protocols={"babel": lambda meta: meta["split"]},
+        parts=("train", "val", "test"),
+        description=f"BABEL-{num_classes} (AMASS mocap as NTU-25 joints): 150-frame chunks at 30 fps, long-tailed; "
+                    "the test part is unlabelled (label -1).",
+    )
+
+
+_FACTORIES = {"ntu60": _ntu60, "ntu120": _ntu120, "kinetics400": _kinetics400, "smarthome": _smarthome, "smarthome_cv": _smarthome_cv,
+              "babel60": lambda: _babel(60), "babel120": lambda: _babel(120)}
 DATASETS = tuple(_FACTORIES)
 
 

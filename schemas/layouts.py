@@ -171,7 +171,25 @@ BODY25B = Layout(
 # BODY_25 index of each COCO-18 joint: drop MidHip (8) and the six foot points (19-24).
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, COCO18, COCO17, BODY25, BODY25B)}
+# --- LCR-Net 13 joints (Toyota Smarthome skeleton v1.1/v1.2), native order --------------------------------------
+# LCR-Net draws 10 bones (limbs plus the hip and shoulder cross-bars) and joins mid-hip, mid-shoulder and head
+# through virtual points that are not joints. No 13-node edge list is published; this tree keeps the 8 limb bones,
+# hangs each shoulder from the head and each hip from its shoulder, and leaves out the two cross-bars (with them
+# the graph would have cycles and a joint two bones).
+SMARTHOME13 = Layout(
+    name="smarthome13",
+    joint_names=("RAnkle", "LAnkle", "RKnee", "LKnee", "RHip", "LHip", "RWrist", "LWrist", "RElbow", "LElbow",
+                 "RShoulder", "LShoulder", "Head"),
+    bone_parents=(2, 3, 4, 5, 10, 11, 8, 9, 10, 11, 12, 12, 12),
+    edges=_edges_from_parents((2, 3, 4, 5, 10, 11, 8, 9, 10, 11, 12, 12, 12)),
+    center=12,
+    left_right=((0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11)),
+    description="LCR-Net 13 joints (Toyota Smarthome pose v1.1/v1.2); 3D metres or 2D pixels of 640x480 video. "
+                "The 17-joint 2D keypoint npz variant is COCO-17 order and uses coco17.",
+)
+
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, COCO18, COCO17, BODY25, BODY25B,
+                                                                  SMARTHOME13)}
 
 
 def get_layout(name: str) -> Layout:

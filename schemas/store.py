@@ -55,6 +55,8 @@ INDEX_COLUMNS = {"sample_id": "string", "label": "int16", "length": "int32", "n_
 # Per-dataset source columns.
 SOURCE_COLUMNS = {
     "ntu": {"setup": "int16", "camera": "int8", "subject": "int16", "replication": "int8", "action": "int16"},
+    "babel": {"seg_id": "string", "sid": "int32", "chunk_n": "int16", "anntr_id": "string", "split": "string"},
+    "smarthome": {"activity": "string", "subject": "int16", "repetition": "int16", "video": "int16", "camera": "int8"},
 }
 SPLIT_COLUMN_TYPE = "bool"
 

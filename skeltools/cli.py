@@ -136,6 +136,86 @@ def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, person
         click.echo(f"warning: {c['failed']} video(s) failed; see {output / 'report.json'}", err=True)
 
 
+@convert.command("smarthome")
+@click.argument("pose_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--dataset", type=click.Choice(["smarthome", "smarthome_cv"]), default="smarthome", show_default=True,
+              help="smarthome: 31 classes, cross-subject (cs); smarthome_cv: 19 classes, cross-view (cv1, cv2).")
+@click.option("--format", "fmt", type=click.Choice(["json", "npz"]), default=None,
+              help="LCR-Net JSON (v1.1/v1.2) or the 2D keypoint npz (kpts). Default: whichever the folders hold.")
+@click.option("--coords", type=click.Choice(["xyz", "xy"]), default=None,
+              help="JSON: pose3d (xyz, default) or pose2d (xy). npz: xy.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def convert_smarthome_cmd(pose_dirs, output, dataset, fmt, coords, workers, keep_going, overwrite, quiet) -> None:
+    """Convert Toyota Smarthome (trimmed) pose files; splits come from the official lists.
+
+    Clips of classes outside the dataset (the 14 Pour.Fromcup clips of the CS lists, or the 12 classes the
+    cross-view protocols leave out) and clips on none of its lists are reported and skipped.
+
+    \b
+    Example:
+      skeltools convert smarthome skeletonv12/ -o smarthome_cs.zarr --dataset smarthome
+      skeltools convert smarthome skeletonv12/ -o smarthome_cv.zarr --dataset smarthome_cv --coords xy
+    """
+    from skeltools.convert_smarthome import convert_smarthome
+
+    t0 = time.perf_counter()
+    report = convert_smarthome(pose_dirs, output, dataset=dataset, fmt=fmt, coords=coords, workers=workers,
+                               keep_going=keep_going, overwrite=overwrite, progress=not quiet,
+                               log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    _summary(output, report, time.perf_counter() - t0)
+
+
+def _summary(output: Path, report: dict, seconds: float) -> None:
+    c = report["counts"]
+    click.echo(f"{output}: {c['converted']} samples, {c['frames']} frames ({report['dataset']}); "
+               f"{c['skipped']} skipped, {c['failed']} failed; {seconds:.1f} s, {c['frames'] / seconds:.0f} frames/s")
+    if c["failed"]:
+        click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
+
+
+@convert.command("babel")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--from", "source", type=click.Choice(["release", "joints"]), default="release", show_default=True,
+              help="release: BABEL's {split}_ntu_sk_{C}.npy + label pickles (already normalised). joints: BABEL "
+                   "JSON + per-sequence joint-position npz files, through BABEL's pipeline.")
+@click.option("--dataset", type=click.Choice(["babel60", "babel120"]), default="babel60", show_default=True)
+@click.option("--babel-json", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="joints: folder of train.json, val.json, test.json (and extra_*.json).")
+@click.option("--fps-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="joints: BABEL's featp_2_fps.json (default: each file's fps / mocap_framerate key).")
+@click.option("--extra", is_flag=True, help="Add the extra annotations (extra_*.json, or the _extra_ release files).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def convert_babel_cmd(inputs, output, source, dataset, babel_json, fps_table, extra, workers, keep_going, overwrite,
+                      quiet) -> None:
+    """Convert BABEL action recognition data (150-frame chunks at 30 fps, NTU-25 joints).
+
+    Raw AMASS npz files hold SMPL-H pose parameters, not joints: computing joints needs the licensed SMPL-H model,
+    so such files fail with an explanation (their metadata: skeltools info FILE.npz).
+
+    \b
+    Example:
+      skeltools convert babel release/ -o babel60.zarr --dataset babel60
+      skeltools convert babel joint_pos/ --from joints --babel-json babel_v1.0_release/ \\
+          --fps-table featp_2_fps.json -o babel120.zarr --dataset babel120
+    """
+    from skeltools.convert_babel import convert_babel
+
+    t0 = time.perf_counter()
+    report = convert_babel(inputs, output, source=source, dataset=dataset, babel_json=babel_json,
+                           fps_table=fps_table, extra=extra, workers=workers, keep_going=keep_going,
+                           overwrite=overwrite, progress=not quiet,
+                           log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    _summary(output, report, time.perf_counter() - t0)
+
+
 @main.group(cls=_Group)
 def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""
@@ -186,18 +266,57 @@ def synth_openpose_cmd(out_dir, format_, model, samples, seed, classes) -> None:
     click.echo(f"{out_dir}: {len(paths)} {'videos' if format_ == 'kinetics' else 'per-frame video folders'} ({model})")
 
 
+@synth.command("smarthome")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--samples", type=int, default=200, show_default=True, help="Number of _pose3d.json files.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_smarthome_cmd(out_dir, samples, seed) -> None:
+    """Write synthetic Toyota Smarthome LCR-Net v1.2 JSON files (clip names from the official CS lists).
+
+    \b
+    Example:
+      skeltools synth smarthome raw/ --samples 200 && skeltools convert smarthome raw/ -o smarthome.zarr
+    """
+    from skeltools.synth_sets import write_smarthome_corpus
+
+    paths = write_smarthome_corpus(out_dir, samples, seed)
+    click.echo(f"{out_dir}: {len(paths)} _pose3d.json files, {sum(p.stat().st_size for p in paths) / 1e6:.1f} MB")
+
+
+@synth.command("babel")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--sequences", type=int, default=40, show_default=True, help="Number of mocap sequences.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_babel_cmd(out_dir, sequences, seed) -> None:
+    """Write synthetic inputs of convert babel --from joints: BABEL JSON, joint-position npz, an fps table.
+
+    \b
+    Example:
+      skeltools synth babel raw/ --sequences 40
+      skeltools convert babel raw/joints --from joints --babel-json raw/babel --fps-table raw/featp_2_fps.json \\
+          -o babel.zarr
+    """
+    from skeltools.synth_sets import write_babel_corpus
+
+    paths = write_babel_corpus(out_dir, sequences, seed)
+    click.echo(f"{out_dir}: {sequences} sequences; " + ", ".join(f"{k} {v}" for k, v in paths.items()))
+
+
 @main.command()
-@click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
 def info(store) -> None:
     """Print what is in a store: dataset, layout, samples, frames, modalities, splits, classes.
+
+    Given an AMASS .npz instead, print its frames, frame rate, gender and whether it holds joint positions.
 
     \b
     Example:
       skeltools info ntu60.zarr
+      skeltools info CMU/01/01_01_poses.npz
     """
-    from skeltools.inspect import describe_store
+    from skeltools.inspect import describe_amass, describe_store
 
-    click.echo(describe_store(store))
+    click.echo(describe_amass(store) if store.is_file() else describe_store(store))
 
 
 @main.command()
@@ -470,7 +589,9 @@ def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len
                     device=device, amp=amp, compile=compile_, workers=workers, resume=resume)
     summary = run_training(cfg, recipe, log=click.echo)
     if int(os.environ.get("RANK", "0")) == 0:
-        click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%} ({summary['validation']})")
+        click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%}, mean per-class "
+                   f"{summary['best_val_mean_class']:.2%} (epoch {summary['best_epoch']}, by {summary['best_metric']}; "
+                   f"{summary['validation']})")
 
 
 @main.command("test")

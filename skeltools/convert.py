@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Sequence
 
 import numpy as np
 
@@ -39,6 +39,13 @@ class ConversionError(RuntimeError):
 
 @dataclass(frozen=True)
 class NtuOptions:
+    """NTU's per-file processing, and what it contributes to the store attrs, report and index.
+
+    Other sources plug into the same pipeline with an options class offering the same members: ``source``,
+    ``frame_shape``, ``process(path)``, ``report_fields()``, ``store_attrs(spec)`` and ``index(ok, spec)``.
+    """
+
+    source: ClassVar[str] = "ntu-skeleton"
     dataset: str = "ntu60"
     preset: str = "pyskl"
     align_spine: bool = False
@@ -50,6 +57,19 @@ class NtuOptions:
 
     def process(self, item) -> tuple["FileResult", np.ndarray | None]:
         return process_ntu_file(str(item), self)
+
+    def report_fields(self) -> dict[str, Any]:
+        return {"preset": self.preset, "align_spine": self.align_spine}
+
+    def store_attrs(self, spec) -> dict[str, Any]:
+        from skeltools.presets import describe_preset
+
+        return {"layout": spec.layout, "coords": "xyz", "persons": self.max_persons, "preset": self.preset,
+                "preprocessing": describe_preset(self.preset, dataset=self.dataset, align_spine=self.align_spine),
+                "frame_rate": 30}
+
+    def index(self, ok: list["FileResult"], spec):
+        return _ntu_index(ok, spec, spec.name)
 
 
 @dataclass
@@ -66,6 +86,12 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     nonfinite_body_frames: int = 0
     label: int = -1  # sources whose label is not in the file name (NTU's is) set it while processing
+    samples: list[dict] = field(default_factory=list)  # several samples from one file: their index fields
+
+
+def sample_lengths(ok: list[FileResult]) -> list[int]:
+    """Frames per store sample: one sample per file, or the ``length`` of each of a file's ``samples``."""
+    return [n for r in ok for n in ([s["length"] for s in r.samples] if r.samples else [r.length])]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -112,7 +138,7 @@ def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileR
     frames = np.concatenate(blocks) if blocks else np.zeros((0, *options.frame_shape), np.float32)
     _atomic_write(spill / f"{group:05d}.npy", lambda fh: np.save(fh, frames))
     _atomic_write(spill / f"{group:05d}.json",
-                  lambda fh: fh.write(json.dumps([asdict(r) for r in results]).encode()))
+                  lambda fh: fh.write(json.dumps([asdict(r) for r in results], default=str).encode()))
     return group, results, time.perf_counter() - t0
 
 
@@ -169,12 +195,12 @@ def plan_shards(group_frames: list[tuple[str, int]], shard_frames: int) -> list[
 # Driver
 
 
-def find_skeleton_files(inputs: Iterable) -> list[Path]:
-    """``.skeleton`` files under the given folders (recursively) or given directly."""
+def find_skeleton_files(inputs: Iterable, patterns: Sequence[str] = ("*.skeleton",)) -> list[Path]:
+    """Files matching ``patterns`` under the given folders (recursively), or given directly."""
     files = []
     for item in map(Path, inputs):
         if item.is_dir():
-            files.extend(p for p in item.rglob("*.skeleton") if not p.is_dir())
+            files.extend(p for pattern in patterns for p in item.rglob(pattern) if not p.is_dir())
         elif item.exists():
             files.append(item)
         else:
@@ -286,17 +312,34 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
 
     if preset not in PRESETS:
         raise ConversionError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+
+    def select(workers: int):
+        todo, results, spec, exclusions = _select_inputs(inputs, dataset, exclude_list)
+        options = NtuOptions(dataset=spec.name, preset=preset, align_spine=align_spine)
+        log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
+        return todo, results, spec, options, exclusions
+
+    return run_conversion(select, inputs, output, workers=workers, keep_going=keep_going, overwrite=overwrite,
+                          shard_frames=shard_frames, chunk_frames=chunk_frames, progress=progress, log=log)
+
+
+def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *, workers: int | None,
+                   keep_going: bool, overwrite: bool, shard_frames: int, chunk_frames: int, progress: bool,
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """The pipeline around a source's ``select(workers)`` -> (files to process, results for the others, dataset
+    definition, options, exclusions); returns the report."""
+    from skeltools import __version__
+
     t_start = time.perf_counter()
     output = Path(output)
     if output.exists() and not overwrite:
         raise StoreError(f"{output} already exists (use --overwrite to replace it)")
     workers = max(1, workers or os.cpu_count() or 1)
     with _Executor(workers, progress) as executor:  # the pool starts while the inputs are listed
-        todo, results, spec, exclusions = _select_inputs(inputs, dataset, exclude_list)
-        options = NtuOptions(dataset=spec.name, preset=preset, align_spine=align_spine)
-        log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
-        target = Target("ntu-skeleton", {"dataset": spec.name, "preset": preset, "align_spine": align_spine},
-                        lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _ntu_index(ok, spec, spec.name))
+        todo, results, spec, options, exclusions = select(workers)
+        todo = [str(path) for path in todo]  # these sources' work items are files
+        target = Target(options.source, {"dataset": spec.name, **options.report_fields()},
+                        lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: options.index(ok, spec))
         return _process_and_write(executor, todo, results, output, options, exclusions, inputs, target,
                                   keep_going=keep_going, overwrite=overwrite, shard_frames=shard_frames,
                                   chunk_frames=chunk_frames, log=log, t_start=t_start)
@@ -412,13 +455,13 @@ def _process_and_write(executor: _Executor, todo: list, results: list[FileResult
 
     # Phase 2: shard-owned writes.
     t0 = time.perf_counter()
-    lengths = np.array([r.length for r in ok], dtype=np.int64)
+    lengths = np.array(sample_lengths(ok), dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     group_frames = [(str(spill / f"{g:05d}.npy"), sum(r.length for r in group_results[g] if r.status == "ok"))
                     for g in range(len(groups))]
     group_frames = [(f, n) for f, n in group_frames if n]
     builder = StoreBuilder(output, work, int(offsets[-1]), options.frame_shape, shard_frames, chunk_frames)
-    builder.create(target.attrs(len(ok), int(offsets[-1])))
+    builder.create(target.attrs(len(lengths), int(offsets[-1])))
     shard_tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(group_frames, shard_frames)]
     write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
     t_write = time.perf_counter() - t0
@@ -430,42 +473,39 @@ def _process_and_write(executor: _Executor, todo: list, results: list[FileResult
     return report
 
 
-def _attrs(spec, options: NtuOptions, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:
-    from skeltools.presets import describe_preset
-
+def _attrs(spec, options, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:
     return {
         "schema": schema.SCHEMA_VERSION,
         "dataset": spec.name,
-        "layout": spec.layout,
-        "coords": "xyz",
-        "persons": options.max_persons,
         "num_samples": num_samples,
         "num_frames": num_frames,
-        "preset": options.preset,
-        "preprocessing": describe_preset(options.preset, dataset=options.dataset, align_spine=options.align_spine),
         "class_names": list(spec.class_names),
-        "source": "ntu-skeleton",
-        "frame_rate": 30,
+        "source": options.source,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "skeltools_version": version,
-    }
+    } | options.store_attrs(spec)
 
 
 def _ntu_index(ok: list[FileResult], spec, dataset: str):
+    rows = [file_row(r, parse_ntu_name(r.sample_id)) for r in ok]
+    return build_index([row | {"label": row["action"] - 1} for row in rows], spec, "ntu")
+
+
+def file_row(r: FileResult, meta: dict) -> dict:
+    """The index row of a one-sample file: its common columns and ``meta`` (source fields)."""
+    return {"sample_id": r.sample_id, "length": r.length, "n_persons": r.n_persons} | meta
+
+
+def build_index(rows: list[dict], spec, source: str):
+    """``index.parquet`` from one mapping per sample holding the common columns, ``SOURCE_COLUMNS[source]`` and
+    what ``spec``'s split rules read; the split columns are computed here."""
     import pyarrow as pa
 
-    metas = [parse_ntu_name(r.sample_id) for r in ok]
-    columns: dict[str, Any] = {
-        "sample_id": [r.sample_id for r in ok],
-        "label": [m["action"] - 1 for m in metas],
-        "length": [r.length for r in ok],
-        "n_persons": [r.n_persons for r in ok],
-    }
-    for name in schema.SOURCE_COLUMNS["ntu"]:
-        columns[name] = [m[name] for m in metas]
-    flags = [spec.split_flags(m) for m in metas]
+    names = [*schema.INDEX_COLUMNS, *schema.SOURCE_COLUMNS[source]]
+    columns: dict[str, Any] = {name: [row[name] for row in rows] for name in names}
+    flags = [spec.split_flags(row) for row in rows]
     for name in spec.split_columns():
         columns[name] = [f[name] for f in flags]
-    table_schema = schema.index_schema(schema.SOURCE_COLUMNS["ntu"], spec.split_columns(),
-                                       {"dataset": dataset, "schema": str(schema.SCHEMA_VERSION)})
+    table_schema = schema.index_schema(schema.SOURCE_COLUMNS[source], spec.split_columns(),
+                                       {"dataset": spec.name, "schema": str(schema.SCHEMA_VERSION)})
     return pa.Table.from_pydict(columns, schema=table_schema)

@@ -43,3 +43,18 @@ def describe_store(path) -> str:
         lines.append(f"conversion  {counts.get('converted')} converted, {counts.get('skipped')} skipped, "
                      f"{counts.get('failed')} failed (report.json)")
     return "\n".join(lines)
+
+
+def describe_amass(path) -> str:
+    """Frames, frame rate, gender and keys of an AMASS (or joint-position) npz."""
+    from skeltools.readers.babel import amass_metadata
+
+    meta = amass_metadata(path)
+    return "\n".join([
+        f"{path}",
+        f"frames      {meta.frames}",
+        f"fps         {meta.fps if meta.fps is not None else 'unknown'}",
+        f"gender      {meta.gender or 'unknown'}",
+        f"joints      {'yes (joint_pos)' if meta.has_joints else 'no: SMPL-H parameters only (needs the licensed body model)'}",
+        f"keys        {', '.join(meta.keys)}",
+    ])

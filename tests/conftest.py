@@ -23,12 +23,31 @@ def fixtures() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def ntu_fixtures(fixtures) -> Path:
-    path = fixtures / "ntu"
+def _subfolder(fixtures: Path, name: str) -> Path:
+    path = fixtures / name
     if not path.is_dir():
         pytest.skip(f"{path} is missing")
     return path
+
+
+@pytest.fixture(scope="session")
+def ntu_fixtures(fixtures) -> Path:
+    return _subfolder(fixtures, "ntu")
+
+
+@pytest.fixture(scope="session")
+def smarthome_fixtures(fixtures) -> Path:
+    return _subfolder(fixtures, "smarthome")
+
+
+@pytest.fixture(scope="session")
+def babel_fixtures(fixtures) -> Path:
+    return _subfolder(fixtures, "babel")
+
+
+@pytest.fixture(scope="session")
+def amass_sample(fixtures) -> Path:
+    return _subfolder(fixtures, "amass") / "amass_sample.npz"
 
 
 @pytest.fixture(autouse=True, scope="session")

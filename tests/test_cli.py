@@ -20,7 +20,9 @@ def test_help_imports_no_heavy_module():
 
 def test_every_command_has_help_with_an_example():
     runner = CliRunner()
-    for args in (["convert", "ntu"], ["synth", "ntu"], ["info"], ["demo"]):
+    groups = [[g, c] for g in ("convert", "synth") for c in main.commands[g].commands]
+    assert ["convert", "smarthome"] in groups and ["synth", "smarthome"] in groups
+    for args in groups + [["info"], ["demo"]]:
         result = runner.invoke(main, args + ["--help"])
         assert result.exit_code == 0 and "Example:" in result.output, args
 

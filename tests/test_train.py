@@ -179,3 +179,20 @@ def test_ddp_two_cpu_processes(store, tmp_path):
     # both evaluate the whole validation part; BN statistics are per process, so allow a margin
     assert run["final"]["val_top1"] == pytest.approx(float(one[-1]["val_top1"]), abs=0.35)
     assert float(rows[-1]["train_loss"]) == pytest.approx(float(one[-1]["train_loss"]), rel=0.5)
+
+
+def test_one_person_long_tailed_store_with_focal_loss_and_mean_class(tmp_path):
+    """Smarthome-like data: M = 1, 13 joints, sequences of different lengths, an official val part."""
+    from skeltools.convert_smarthome import convert_smarthome
+    from skeltools.synth_sets import write_smarthome_corpus
+
+    write_smarthome_corpus(tmp_path / "raw", 62, seed=2, frames_range=(30, 200))
+    convert_smarthome([tmp_path / "raw"], tmp_path / "s.zarr", workers=1, progress=False)
+    recipe = resolve_recipe("stgcn", dataset="smarthome", split="cs_train",
+                            overrides=FAST | {"loss": "focal", "best_metric": "mean_class", "epochs": 1})
+    summary = train(run_config(tmp_path / "s.zarr", tmp_path / "run", arch="stgcn", protocol="cs"), recipe,
+                    log=lambda _: None)
+    assert summary["num_persons"] == 1 and summary["best_metric"] == "mean_class" and summary["best_epoch"] == 1
+    assert summary["validation"] == "cs_val" and 0 <= summary["best_val_mean_class"] <= 1
+    row = next(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert float(row["val_mean_class"]) == pytest.approx(summary["best_val_mean_class"])

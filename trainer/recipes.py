@@ -42,6 +42,7 @@ class Recipe:
     loss: str = "ce"  # "ce" | "focal" (class-balanced)
     clip_fusion: str = "prob"  # multi-clip test: mean of softmax ("prob") or of logits ("logit")
     label_smoothing: float = 0.0
+    best_metric: str = "top1"  # validation metric that picks best.pt: "top1" | "mean_class" (long-tailed data)
     seed: int = 0
     notes: tuple[str, ...] = field(default=())
 
@@ -159,6 +160,8 @@ def _check(r: Recipe) -> None:
         problems.append(f"pad_mode {r.pad_mode!r} is not loop or zero")
     if r.loss not in ("ce", "focal"):
         problems.append(f"loss {r.loss!r} is not ce or focal")
+    if r.best_metric not in ("top1", "mean_class"):
+        problems.append(f"best_metric {r.best_metric!r} is not top1 or mean_class")
     if r.clip_fusion not in ("prob", "logit"):
         problems.append(f"clip_fusion {r.clip_fusion!r} is not prob or logit")
     if min(r.batch_size, r.epochs, r.clip_len, r.test_clips, r.reference_batch_size) < 1:

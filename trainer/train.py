@@ -1,9 +1,10 @@
 """The training loop: AMP on CUDA, DDP under torchrun, a checkpoint every epoch, exact resume, NaN guard.
 
 A run directory holds ``run.json`` (what was trained on what), ``recipe.json`` (the resolved recipe),
-``metrics.csv`` (one row per epoch), ``last.pt`` (everything needed to resume), ``best.pt`` (the weights of the
-epoch with the best validation top-1, ties going to the lower validation loss) and ``curves.png`` when matplotlib
-is installed.
+``metrics.csv`` (one row per epoch, validation top-1 and mean per-class accuracy), ``last.pt`` (everything needed
+to resume), ``best.pt`` (the weights of the epoch with the best validation ``recipe.best_metric``, top-1 or mean
+per-class accuracy for long-tailed data, ties going to the lower validation loss) and ``curves.png`` when
+matplotlib is installed.
 
 Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded 5 % of the train
 part held out from training (``run.json`` says which). Randomness derives from ``(seed, epoch, sample)``: the
@@ -246,14 +247,18 @@ def _samplers(train_set, val_set, ctx: Dist, seed: int):
             range(ctx.rank, len(val_set), ctx.world))
 
 
-def run_epoch(model, loader, criterion, device, *, heads_mu, optimizer=None, scheduler=None, scaler=None,
-              autocast_dtype=None, ctx: Dist = Dist(), desc: str = "") -> dict[str, float]:
-    """One pass over ``loader``: trains when ``optimizer`` is given, else evaluates. Sums are reduced over ranks."""
+def run_epoch(model, loader, criterion, device, *, heads_mu, num_classes: int, optimizer=None, scheduler=None,
+              scaler=None, autocast_dtype=None, ctx: Dist = Dist(), desc: str = "") -> dict[str, float]:
+    """One pass over ``loader``: trains when ``optimizer`` is given, else evaluates. Sums are reduced over ranks.
+
+    Returns loss, top-1, mean per-class accuracy (over the classes present) and the sample count."""
     from tqdm import tqdm
 
     training = optimizer is not None
     model.train(training)
     loss_sum = correct = count = 0.0
+    hits = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    seen = torch.zeros(num_classes, dtype=torch.float64, device=device)
     autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext())
     with torch.set_grad_enabled(training):
         for clips, labels in tqdm(loader, desc=desc, leave=False, disable=None if ctx.main else True, unit="batch"):
@@ -274,12 +279,19 @@ def run_epoch(model, loader, criterion, device, *, heads_mu, optimizer=None, sch
                     optimizer.step()
                 scheduler.step()
             loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
+            right = logits.argmax(1) == labels
+            correct += right.sum().item()
             count += len(labels)
-    loss_sum, correct, count = all_sum([loss_sum, correct, count], ctx, device)
+            hits += torch.bincount(labels[right], minlength=num_classes)[:num_classes]
+            seen += torch.bincount(labels, minlength=num_classes)[:num_classes]
+    loss_sum, correct, count, *per_class = all_sum([loss_sum, correct, count, *hits.tolist(), *seen.tolist()], ctx,
+                                                   device)
     if count and not math.isfinite(loss_sum):
         raise TrainingDiverged(f"{desc}: the loss is not finite")
-    return {"loss": loss_sum / max(count, 1), "top1": correct / max(count, 1), "samples": int(count)}
+    hit, n = np.array(per_class[:num_classes]), np.array(per_class[num_classes:])
+    mean_class = float((hit[n > 0] / n[n > 0]).mean()) if n.any() else 0.0
+    return {"loss": loss_sum / max(count, 1), "top1": correct / max(count, 1), "mean_class": mean_class,
+            "samples": int(count)}
 
 
 def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
@@ -357,19 +369,22 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
             train_set.set_epoch(epoch)
             if train_sampler is not None:
                 train_sampler.set_epoch(epoch)
-            tr = run_epoch(net, train_loader, criterion, device, heads_mu=heads_mu, optimizer=optimizer,
+            tr = run_epoch(net, train_loader, criterion, device, heads_mu=heads_mu, num_classes=num_classes,
+                           optimizer=optimizer,
                            scheduler=scheduler, scaler=scaler, autocast_dtype=dtype, ctx=ctx,
                            desc=f"epoch {epoch + 1}/{recipe.epochs}")
-            va = run_epoch(net, val_loader, criterion, device, heads_mu=heads_mu, autocast_dtype=dtype, ctx=ctx,
-                           desc="validation")
+            va = run_epoch(net, val_loader, criterion, device, heads_mu=heads_mu, num_classes=num_classes,
+                           autocast_dtype=dtype, ctx=ctx, desc="validation")
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tr["loss"],
                             "train_top1": tr["top1"], "val_loss": va["loss"], "val_top1": va["top1"],
-                            "seconds": round(time.perf_counter() - t0, 2)})
-            improved = (va["top1"], -va["loss"]) > best  # ties in accuracy go to the lower loss
-            best = max(best, (va["top1"], -va["loss"]))
+                            "val_mean_class": va["mean_class"], "seconds": round(time.perf_counter() - t0, 2)})
+            score = (va[recipe.best_metric], -va["loss"])  # ties in the metric go to the lower loss
+            improved = score > best
+            best = max(best, score)
             if ctx.main:
                 if improved:
-                    save_atomic({"model": model.state_dict(), "epoch": epoch + 1, "val_top1": va["top1"]},
+                    save_atomic({"model": model.state_dict(), "epoch": epoch + 1, "val_top1": va["top1"],
+                                 "val_mean_class": va["mean_class"]},
                                 out / "best.pt")
                 save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
@@ -379,8 +394,11 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                     log("note: matplotlib is not installed (pip install 'skeltools[viz]'); curves.png is skipped")
                 h = history[-1]
                 log(f"epoch {epoch + 1}/{recipe.epochs}  loss {h['train_loss']:.4f}  train {h['train_top1']:.3f}  "
-                    f"val {h['val_top1']:.3f}  ({h['seconds']:.1f} s)")
-        summary = run | {"epochs": recipe.epochs, "best_val_top1": best[0],
+                    f"val {h['val_top1']:.3f}  mean-class {h['val_mean_class']:.3f}  ({h['seconds']:.1f} s)")
+        chosen = max(history, key=lambda h: (h[f"val_{recipe.best_metric}"], -h["val_loss"]), default={})
+        summary = run | {"epochs": recipe.epochs, "best_metric": recipe.best_metric, "best_epoch": chosen.get("epoch"),
+                         "best_val_top1": chosen.get("val_top1", -1.0),
+                         "best_val_mean_class": chosen.get("val_mean_class", -1.0),
                          "final": history[-1] if history else None}
         if ctx.main:
             (out / "run.json").write_text(json.dumps(summary, indent=1) + "\n")
