@@ -131,7 +131,7 @@ def _kinetics400() -> DatasetDef:
         name="kinetics400",
         layout="coco18",
         class_names=kinetics_class_names(),
-        protocols={"kinetics": lambda m: "train" if m["train"] == 1 else "test"},
+        protocols={"kinetics": _train_if(lambda m: m["train"] == 1)},
         description="Kinetics-Skeleton (st-gcn release): kinetics_train (240,436 quoted) and the released val set "
                     "as kinetics_test (19,796 with skeletons); the part comes from the label file a video is in.",
     )

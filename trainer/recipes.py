@@ -150,20 +150,13 @@ def resolve_recipe(arch: str, *, dataset: str = "ntu60", split: str = "xsub_trai
     return recipe
 
 
+_CHOICES = {"schedule": ("cosine", "step"), "sampling": ("uniform", "full"), "pad_mode": ("loop", "zero"),
+            "loss": ("ce", "focal"), "best_metric": ("top1", "mean_class"), "clip_fusion": ("prob", "logit")}
+
+
 def _check(r: Recipe) -> None:
-    problems = []
-    if r.schedule not in ("cosine", "step"):
-        problems.append(f"schedule {r.schedule!r} is not cosine or step")
-    if r.sampling not in ("uniform", "full"):
-        problems.append(f"sampling {r.sampling!r} is not uniform or full")
-    if r.pad_mode not in ("loop", "zero"):
-        problems.append(f"pad_mode {r.pad_mode!r} is not loop or zero")
-    if r.loss not in ("ce", "focal"):
-        problems.append(f"loss {r.loss!r} is not ce or focal")
-    if r.best_metric not in ("top1", "mean_class"):
-        problems.append(f"best_metric {r.best_metric!r} is not top1 or mean_class")
-    if r.clip_fusion not in ("prob", "logit"):
-        problems.append(f"clip_fusion {r.clip_fusion!r} is not prob or logit")
+    problems = [f"{name} {getattr(r, name)!r} is not {' or '.join(choices)}"
+                for name, choices in _CHOICES.items() if getattr(r, name) not in choices]
     if min(r.batch_size, r.epochs, r.clip_len, r.test_clips, r.reference_batch_size) < 1:
         problems.append("batch_size, epochs, clip_len, test_clips and reference_batch_size must be >= 1")
     if r.effective_lr <= 0:
