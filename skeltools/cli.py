@@ -1,6 +1,7 @@
 """The ``skeltools`` command line. Commands are thin; heavy imports (numba, zarr, torch) happen inside them."""
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -49,6 +50,62 @@ def convert() -> None:
     """Convert a raw skeleton dataset into a store."""
 
 
+def conversion_options(command):
+    """The options every ``convert`` subcommand shares: how the conversion runs (workers or a Dask cluster),
+    strictness, replacing or appending to the output, and progress output.
+
+    The command receives them as ``run`` (``skeltools.convert.RunOptions`` fields) and ``log``, and returns its
+    report; this wrapper prints the summary. With ``--engine dask`` path arguments are made absolute, since the
+    workers do not share our working directory.
+    """
+    @click.option("--workers", type=int, default=None, help="Worker processes of the local engine (default: all cores).")
+    @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                  help="local: a process pool on this machine; dask: the Dask cluster at --scheduler "
+                       "(inputs and output on a filesystem every worker sees; pip install skeltools[dask]).")
+    @click.option("--scheduler", default=None, metavar="ADDRESS",
+                  help="Dask scheduler address for --engine dask, e.g. tcp://head-node:8786.")
+    @click.option("--append", is_flag=True,
+                  help="Add new files to the existing store at OUTPUT (same options; sample ids already in it are "
+                       "skipped and reported).")
+    @click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
+    @click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
+    @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+    @functools.wraps(command)
+    def wrapper(*args, workers, engine, scheduler, append, keep_going, overwrite, quiet, **kwargs):
+        if engine == "dask":
+            args, kwargs = _absolute(args), {k: _absolute(v) for k, v in kwargs.items()}
+        run = {"workers": workers, "engine": engine, "scheduler": scheduler, "append": append,
+               "keep_going": keep_going, "overwrite": overwrite, "progress": not quiet}
+        log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+        t0 = time.perf_counter()
+        report = command(*args, run=run, log=log, **kwargs)
+        _summary(kwargs["output"], report, time.perf_counter() - t0, append)
+
+    return wrapper
+
+
+def _absolute(value):
+    """Paths (also inside tuples) made absolute; anything else as is."""
+    if isinstance(value, Path):
+        return value.absolute()
+    if isinstance(value, tuple):
+        return tuple(_absolute(v) for v in value)
+    return value
+
+
+def _summary(output: Path, report: dict, seconds: float, append: bool) -> None:
+    c = report["counts"]
+    if append and not c["converted"]:
+        click.echo(f"{output}: nothing new to append, {c['duplicates']} sample(s) already in the store; unchanged")
+        return
+    click.echo(f"{output}: {'appended ' if append else ''}{c['converted']} samples, {c['frames']} frames "
+               f"({report['dataset']}); {c['skipped']} skipped, {c['failed']} failed"
+               f"{', %d already in the store' % c['duplicates'] if append else ''}; {seconds:.1f} s, "
+               f"{c['frames'] / seconds:.0f} frames/s")
+    if c["failed"]:
+        click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
+
+
 @convert.command("ntu")
 @click.argument("raw_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
@@ -57,34 +114,22 @@ def convert() -> None:
 @click.option("--preset", type=click.Choice(["pyskl", "ctrgcn", "msg3d", "none"]), default="pyskl", show_default=True,
               help="Body selection + normalization, named after the reference it reproduces.")
 @click.option("--align-spine", is_flag=True, help="pyskl preset: also rotate spine to +z and shoulders to +x.")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--exclude-list", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Sample names to skip, replacing the official missing-skeleton list (an empty file disables it).")
-@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
 @click.option("--shard-frames", type=int, default=32768, show_default=True, help="Frames per shard file.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, workers, exclude_list, keep_going, overwrite,
-                    shard_frames, quiet) -> None:
+@conversion_options
+def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, exclude_list, shard_frames, run, log) -> dict:
     """Convert NTU RGB+D 60/120 .skeleton files (folders are searched recursively).
 
     \b
     Example:
       skeltools convert ntu nturgb+d_skeletons/ -o ntu60.zarr --dataset ntu60 --preset pyskl
+      skeltools convert ntu new_skeletons/ -o ntu60.zarr --append
     """
     from skeltools.convert import convert_ntu
 
-    t0 = time.perf_counter()
-    report = convert_ntu(raw_dirs, output, dataset=dataset, preset=preset, align_spine=align_spine, workers=workers,
-                         exclude_list=exclude_list, keep_going=keep_going, overwrite=overwrite,
-                         shard_frames=shard_frames, progress=not quiet,
-                         log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
-    seconds = time.perf_counter() - t0
-    c = report["counts"]
-    click.echo(f"{output}: {c['converted']} samples, {c['frames']} frames ({report['dataset']}, preset {preset}); "
-               f"{c['skipped']} skipped, {c['failed']} failed; {seconds:.1f} s, {c['input_bytes'] / 1e6 / seconds:.0f} MB/s of text")
-    if c["failed"]:
-        click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
+    return convert_ntu(raw_dirs, output, dataset=dataset, preset=preset, align_spine=align_spine,
+                       exclude_list=exclude_list, shard_frames=shard_frames, log=log, **run)
 
 
 @convert.command("openpose")
@@ -108,12 +153,9 @@ def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, workers, exc
               help="Frame size in pixels: x, y are divided by it first (needed for frames with --normalize stgcn).")
 @click.option("--flip-y", is_flag=True, help="Negate y after normalizing (the 2s-AGCN / MS-G3D Kinetics data).")
 @click.option("--as-coco18", is_flag=True, help="Store BODY_25 keypoints as COCO-18 (drop MidHip and the feet).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
-@click.option("--keep-going", is_flag=True, help="Publish the store even if some videos failed (they are reported).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@conversion_options
 def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, persons, max_persons, normalize, image_size,
-                         flip_y, as_coco18, workers, keep_going, overwrite, quiet) -> None:
+                         flip_y, as_coco18, run, log) -> dict:
     """Convert OpenPose per-frame JSON or Kinetics-Skeleton JSON (folders are searched recursively).
 
     \b
@@ -123,17 +165,9 @@ def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, person
     """
     from skeltools.convert_openpose import convert_openpose
 
-    t0 = time.perf_counter()
-    report = convert_openpose(inputs, output, format=format_, model=model, labels=labels, dataset=dataset,
-                              persons=persons, max_persons=max_persons, normalize=normalize, image_size=image_size,
-                              flip_y=flip_y, as_coco18=as_coco18, workers=workers, keep_going=keep_going,
-                              overwrite=overwrite, progress=not quiet,
-                              log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
-    c = report["counts"]
-    click.echo(f"{output}: {c['converted']} videos, {c['frames']} frames ({report['source']}, preset "
-               f"{report['preset']}); {c['skipped']} skipped, {c['failed']} failed; {time.perf_counter() - t0:.1f} s")
-    if c["failed"]:
-        click.echo(f"warning: {c['failed']} video(s) failed; see {output / 'report.json'}", err=True)
+    return convert_openpose(inputs, output, format=format_, model=model, labels=labels, dataset=dataset,
+                            persons=persons, max_persons=max_persons, normalize=normalize, image_size=image_size,
+                            flip_y=flip_y, as_coco18=as_coco18, log=log, **run)
 
 
 @convert.command("smarthome")
@@ -145,11 +179,8 @@ def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, person
               help="LCR-Net JSON (v1.1/v1.2) or the 2D keypoint npz (kpts). Default: whichever the folders hold.")
 @click.option("--coords", type=click.Choice(["xyz", "xy"]), default=None,
               help="JSON: pose3d (xyz, default) or pose2d (xy). npz: xy.")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
-@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def convert_smarthome_cmd(pose_dirs, output, dataset, fmt, coords, workers, keep_going, overwrite, quiet) -> None:
+@conversion_options
+def convert_smarthome_cmd(pose_dirs, output, dataset, fmt, coords, run, log) -> dict:
     """Convert Toyota Smarthome (trimmed) pose files; splits come from the official lists.
 
     Clips of classes outside the dataset (the 14 Pour.Fromcup clips of the CS lists, or the 12 classes the
@@ -162,19 +193,7 @@ def convert_smarthome_cmd(pose_dirs, output, dataset, fmt, coords, workers, keep
     """
     from skeltools.convert_smarthome import convert_smarthome
 
-    t0 = time.perf_counter()
-    report = convert_smarthome(pose_dirs, output, dataset=dataset, fmt=fmt, coords=coords, workers=workers,
-                               keep_going=keep_going, overwrite=overwrite, progress=not quiet,
-                               log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
-    _summary(output, report, time.perf_counter() - t0)
-
-
-def _summary(output: Path, report: dict, seconds: float) -> None:
-    c = report["counts"]
-    click.echo(f"{output}: {c['converted']} samples, {c['frames']} frames ({report['dataset']}); "
-               f"{c['skipped']} skipped, {c['failed']} failed; {seconds:.1f} s, {c['frames'] / seconds:.0f} frames/s")
-    if c["failed"]:
-        click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
+    return convert_smarthome(pose_dirs, output, dataset=dataset, fmt=fmt, coords=coords, log=log, **run)
 
 
 @convert.command("babel")
@@ -189,12 +208,8 @@ def _summary(output: Path, report: dict, seconds: float) -> None:
 @click.option("--fps-table", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="joints: BABEL's featp_2_fps.json (default: each file's fps / mocap_framerate key).")
 @click.option("--extra", is_flag=True, help="Add the extra annotations (extra_*.json, or the _extra_ release files).")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
-@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def convert_babel_cmd(inputs, output, source, dataset, babel_json, fps_table, extra, workers, keep_going, overwrite,
-                      quiet) -> None:
+@conversion_options
+def convert_babel_cmd(inputs, output, source, dataset, babel_json, fps_table, extra, run, log) -> dict:
     """Convert BABEL action recognition data (150-frame chunks at 30 fps, NTU-25 joints).
 
     Raw AMASS npz files hold SMPL-H pose parameters, not joints: computing joints needs the licensed SMPL-H model,
@@ -208,12 +223,8 @@ def convert_babel_cmd(inputs, output, source, dataset, babel_json, fps_table, ex
     """
     from skeltools.convert_babel import convert_babel
 
-    t0 = time.perf_counter()
-    report = convert_babel(inputs, output, source=source, dataset=dataset, babel_json=babel_json,
-                           fps_table=fps_table, extra=extra, workers=workers, keep_going=keep_going,
-                           overwrite=overwrite, progress=not quiet,
-                           log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
-    _summary(output, report, time.perf_counter() - t0)
+    return convert_babel(inputs, output, source=source, dataset=dataset, babel_json=babel_json,
+                         fps_table=fps_table, extra=extra, log=log, **run)
 
 
 @main.group(cls=_Group)

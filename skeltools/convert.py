@@ -27,7 +27,7 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.datasets import get_dataset, ntu_missing_samples, parse_ntu_name, read_sample_list
-from skeltools.store import StoreBuilder, StoreError, shard_ranges, work_dir_for, write_frames
+from skeltools.store import SkeletonStore, StoreBuilder, StoreError, shard_ranges, work_dir_for, write_frames
 
 GROUP_FILES = 64
 FORMAT_VERSION = 1  # bump when processing changes, so stale spill files are never reused
@@ -176,19 +176,38 @@ def write_shard(task: tuple[str, int, int, list[tuple[str, int, int, int]]]) -> 
     return time.perf_counter() - t0
 
 
-def plan_shards(group_frames: list[tuple[str, int]], shard_frames: int) -> list[tuple[int, int, list]]:
-    """Cut the concatenation of the spill files into shard tasks: (start, stop, [(spill, src, dst, count)])."""
-    total = sum(n for _, n in group_frames)
+def plan_shards(pieces: list[tuple[str, int, int]], shard_frames: int, base: int = 0) -> list[tuple[int, int, list]]:
+    """Cut the concatenation of spill pieces ``(spill, src, count)``, placed from frame ``base`` (a shard boundary),
+    into shard tasks: (start, stop, [(spill, src, dst, count)])."""
+    total = sum(n for *_, n in pieces)
+    starts = base + np.cumsum([0] + [n for *_, n in pieces])
     tasks = []
-    starts = np.cumsum([0] + [n for _, n in group_frames])
     for start, stop in shard_ranges(total, shard_frames):
-        segments = []
-        for (spill, n), g0 in zip(group_frames, starts[:-1]):
+        start, stop, segments = start + base, stop + base, []
+        for (spill, src, n), g0 in zip(pieces, starts[:-1]):
             lo, hi = max(start, g0), min(stop, g0 + n)
             if lo < hi:
-                segments.append((spill, int(lo - g0), int(lo), int(hi - lo)))
+                segments.append((spill, int(src + lo - g0), int(lo), int(hi - lo)))
         tasks.append((start, stop, segments))
     return tasks
+
+
+def spill_pieces(spill: Path, group_results: dict[int, list[FileResult]], keep: Callable[[FileResult], bool]):
+    """The frames of the kept converted results as spill pieces ``(spill file, src, count)``, in store order
+    (a group's spill file holds its converted results' frames back to back); neighbours are merged."""
+    pieces: list[list] = []
+    for g in sorted(group_results):
+        src, path = 0, str(spill / f"{g:05d}.npy")
+        for r in group_results[g]:
+            if r.status != "ok":
+                continue
+            if keep(r) and r.length:
+                if pieces and pieces[-1][0] == path and pieces[-1][1] + pieces[-1][2] == src:
+                    pieces[-1][2] += r.length
+                else:
+                    pieces.append([path, src, r.length])
+            src += r.length
+    return [tuple(p) for p in pieces]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -262,14 +281,101 @@ class _Executor:
 
     def map(self, func, tasks: list, desc: str):
         """Yield ``func(task)`` for every task, in completion order."""
-        from tqdm import tqdm
-
         pool = self._ready_pool()
-        with tqdm(total=len(tasks), desc=desc, unit="task", disable=not self.progress, leave=False) as bar:
-            results = map(func, tasks) if pool is None or len(tasks) <= 1 else pool.imap_unordered(func, tasks)
-            for result in results:
-                yield result
-                bar.update()
+        results = map(func, tasks) if pool is None or len(tasks) <= 1 else pool.imap_unordered(func, tasks)
+        yield from _progress(results, len(tasks), desc, self.progress)
+
+
+class _DaskExecutor:
+    """Runs the same tasks on a Dask cluster (``distributed.Client(scheduler)``), with the local executor's API.
+
+    Task functions and their arguments are module-level and picklable; they read and write only paths under the
+    inputs and the store's work directory, so every worker must see those paths (a shared filesystem, mounted at
+    the same place). Tasks are idempotent (atomic spill files, whole-shard writes), so Dask may rerun one on
+    another worker after a failure. The connect timeout is Dask's ``distributed.comm.timeouts.connect``.
+    """
+
+    def __init__(self, scheduler: str, progress: bool):
+        try:
+            import distributed
+        except ImportError as exc:
+            raise ConversionError(f"--engine dask needs Dask's distributed scheduler ({exc}): "
+                                  f"pip install skeltools[dask]") from exc
+        self._distributed = distributed
+        self.scheduler, self.progress = scheduler, progress
+        self._client = None
+        self.workers = 0
+
+    def __enter__(self):
+        try:
+            self._client = self._distributed.Client(self.scheduler, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ConversionError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}. Start one with "
+                                  f"`dask scheduler` and workers with `dask worker {self.scheduler}`") from exc
+        self.workers = len(self._client.scheduler_info(n_workers=-1)["workers"])
+        if not self.workers:
+            self._client.close()
+            raise ConversionError(f"the Dask scheduler at {self.scheduler} has no workers; start some with "
+                                  f"`dask worker {self.scheduler}`")
+        return self
+
+    def __exit__(self, *exc):
+        self._client.close()
+
+    def map(self, func, tasks: list, desc: str):
+        """Yield ``func(task)`` for every task, in completion order (a failed task raises its error here)."""
+        futures = self._client.map(func, tasks, pure=False)
+        try:
+            done = (future.result() for future in self._distributed.as_completed(futures))
+            yield from _progress(done, len(tasks), desc, self.progress)
+        finally:
+            self._client.cancel(futures)
+
+
+def _progress(results: Iterable, total: int, desc: str, show: bool):
+    """Yield ``results``, counting them on a tqdm bar."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc=desc, unit="task", disable=not show, leave=False) as bar:
+        for result in results:
+            yield result
+            bar.update()
+
+
+ENGINES = ("local", "dask")
+
+
+def make_executor(run: "RunOptions"):
+    """The executor of ``run.engine``: the local process pool, or a Dask cluster at ``run.scheduler``."""
+    if run.engine not in ENGINES:
+        raise ConversionError(f"unknown engine {run.engine!r}; choose from {', '.join(ENGINES)}")
+    if run.engine == "dask":
+        if not run.scheduler:
+            raise ConversionError("--engine dask needs --scheduler ADDRESS (for example tcp://head-node:8786)")
+        return _DaskExecutor(run.scheduler, run.progress)
+    if run.scheduler:
+        raise ConversionError("--scheduler is for --engine dask")
+    return _Executor(max(1, run.workers or os.cpu_count() or 1), run.progress)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a conversion runs, whatever its source (the keyword arguments ``convert_*`` pass through).
+
+    ``engine``: ``local`` (a process pool of ``workers``, default all cores) or ``dask`` (the cluster whose
+    scheduler is at ``scheduler``; inputs and output must then be absolute paths every worker sees).
+    ``append``: add to the existing store at the output (see ``append_to_store``).
+    """
+
+    workers: int | None = None
+    engine: str = "local"
+    scheduler: str | None = None
+    keep_going: bool = False
+    overwrite: bool = False
+    append: bool = False
+    shard_frames: int = schema.SHARD_FRAMES
+    chunk_frames: int = schema.CHUNK_FRAMES
+    progress: bool = True
 
 
 def _file_size(path) -> int:
@@ -298,20 +404,20 @@ def _manifest(items: list, options, exclusions: frozenset[str]) -> dict[str, Any
 
 
 def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset: str = "pyskl",
-                align_spine: bool = False, workers: int | None = None, exclude_list=None,
-                keep_going: bool = False, overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
-                chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
-                log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                align_spine: bool = False, exclude_list=None, log: Callable[[str], None] = lambda _: None,
+                **run) -> dict[str, Any]:
     """Convert NTU RGB+D ``.skeleton`` files into a store at ``output``; return the report.
 
     ``exclude_list``: None for the official missing-skeleton list of ``dataset``, a file of sample names, or a
-    collection of names (empty: exclude nothing).
+    collection of names (empty: exclude nothing). ``run``: the fields of :class:`RunOptions` (workers, engine,
+    append, ...); when appending, ``dataset`` defaults to the store's.
     """
-    from skeltools import __version__
     from skeltools.presets import PRESETS
 
     if preset not in PRESETS:
         raise ConversionError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    if run.get("append") and dataset is None:
+        dataset = SkeletonStore.open(output).attrs["dataset"]
 
     def select(workers: int):
         todo, results, spec, exclusions = _select_inputs(inputs, dataset, exclude_list)
@@ -319,30 +425,45 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
         log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
         return todo, results, spec, options, exclusions
 
-    return run_conversion(select, inputs, output, workers=workers, keep_going=keep_going, overwrite=overwrite,
-                          shard_frames=shard_frames, chunk_frames=chunk_frames, progress=progress, log=log)
+    return run_conversion(select, inputs, output, log=log, **run)
 
 
-def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *, workers: int | None,
-                   keep_going: bool, overwrite: bool, shard_frames: int, chunk_frames: int, progress: bool,
-                   log: Callable[[str], None]) -> dict[str, Any]:
+def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *,
+                   log: Callable[[str], None] = lambda _: None, **run) -> dict[str, Any]:
     """The pipeline around a source's ``select(workers)`` -> (files to process, results for the others, dataset
-    definition, options, exclusions); returns the report."""
+    definition, options, exclusions); ``run``: the fields of :class:`RunOptions`. Returns the report."""
     from skeltools import __version__
 
     t_start = time.perf_counter()
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise StoreError(f"{output} already exists (use --overwrite to replace it)")
-    workers = max(1, workers or os.cpu_count() or 1)
-    with _Executor(workers, progress) as executor:  # the pool starts while the inputs are listed
-        todo, results, spec, options, exclusions = select(workers)
+    run = RunOptions(**run)
+    output = check_output(output, inputs, run)
+    with make_executor(run) as executor:  # a local pool starts while the inputs are listed
+        todo, results, spec, options, exclusions = select(executor.workers)
         todo = [str(path) for path in todo]  # these sources' work items are files
         target = Target(options.source, {"dataset": spec.name, **options.report_fields()},
                         lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: options.index(ok, spec))
-        return _process_and_write(executor, todo, results, output, options, exclusions, inputs, target,
-                                  keep_going=keep_going, overwrite=overwrite, shard_frames=shard_frames,
-                                  chunk_frames=chunk_frames, log=log, t_start=t_start)
+        return _process_and_write(executor, todo, results, output, options, exclusions, inputs, target, run=run,
+                                  log=log, t_start=t_start)
+
+
+def check_output(output, inputs: Sequence, run: RunOptions) -> Path:
+    """The output path, checked against ``run``: free (or ``overwrite``), or an existing store to append to;
+    absolute, with absolute inputs, on a Dask cluster (its workers do not share our working directory)."""
+    output = Path(output)
+    if run.append:
+        if run.overwrite:
+            raise ConversionError("--append adds to the store and --overwrite replaces it: choose one")
+        if not output.exists():
+            raise StoreError(f"{output}: no store to append to (convert without --append first)")
+    elif output.exists() and not run.overwrite:
+        raise StoreError(f"{output} already exists (use --overwrite to replace it, or --append to add to it)")
+    if run.engine == "dask":
+        relative = [str(p) for p in inputs if not Path(p).is_absolute()]
+        if relative:
+            raise ConversionError(f"with --engine dask give absolute input paths that every worker sees "
+                                  f"(relative: {', '.join(relative)})")
+        output = output.absolute()
+    return output
 
 
 def _select_inputs(inputs, dataset: str | None, exclude_list):
@@ -394,10 +515,11 @@ class Target:
     index: Callable[[list[FileResult]], Any]  # converted results, in store order -> pyarrow Table
 
 
-def _process_and_write(executor: _Executor, todo: list, results: list[FileResult], output: Path, options,
-                       exclusions: frozenset[str], inputs, target: Target, *, keep_going: bool, overwrite: bool,
-                       shard_frames: int, chunk_frames: int, log, t_start: float) -> dict[str, Any]:
-    """Both phases and the publish, for work items ``todo`` processed by ``options.process``."""
+def _process_and_write(executor, todo: list, results: list[FileResult], output: Path, options,
+                       exclusions: frozenset[str], inputs, target: Target, *, run: RunOptions, log,
+                       t_start: float) -> dict[str, Any]:
+    """Both phases and the publish, for work items ``todo`` processed by ``options.process``. Returns this run's
+    report (when appending, the store's ``report.json`` sums it with the earlier runs')."""
     # Work directory: reuse an interrupted run's finished groups when inputs and options are unchanged.
     work = work_dir_for(output)
     spill = work / "spill"
@@ -407,6 +529,9 @@ def _process_and_write(executor: _Executor, todo: list, results: list[FileResult
         shutil.rmtree(work)
     spill.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest))
+    existing = SkeletonStore.open(output) if run.append else None
+    if existing is not None:
+        check_appendable(existing, target.attrs(0, 0))
 
     groups = [todo[i:i + GROUP_FILES] for i in range(0, len(todo), GROUP_FILES)]
     group_results: dict[int, list[FileResult]] = {}
@@ -426,16 +551,19 @@ def _process_and_write(executor: _Executor, todo: list, results: list[FileResult
         process_seconds += seconds
     t_process = time.perf_counter() - t0
 
-    for g in range(len(groups)):
-        results.extend(group_results[g])
-    ok = [r for g in range(len(groups)) for r in group_results[g] if r.status == "ok"]
+    present = set() if existing is None else set(existing.index.column("sample_id").to_pylist())
+    is_new = lambda r: not present.intersection(_sample_ids(r))  # noqa: E731
+    duplicates = [r for g in range(len(groups)) for r in group_results[g] if r.status == "ok" and not is_new(r)]
+    results.extend(r for g in range(len(groups)) for r in group_results[g] if r.status != "ok" or is_new(r))
+    ok = [r for r in results if r.status == "ok"]
     failed = [r for r in results if r.status == "failed"]
     skipped = [r for r in results if r.status == "skipped"]
     report = {
         "source": target.source,
         **target.report,
         "inputs": [str(i) for i in inputs],
-        "counts": {"files": len(results), "input_bytes": sum(_file_size(r.file) for r in results),
+        "counts": {"files": len(results) + len(duplicates),
+                   "input_bytes": sum(_file_size(r.file) for r in results + duplicates),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
                    "frames": int(sum(r.length for r in ok)),
                    "nonfinite_body_frames": int(sum(r.nonfinite_body_frames for r in results))},
@@ -445,32 +573,146 @@ def _process_and_write(executor: _Executor, todo: list, results: list[FileResult
         "nonfinite_body_frames": {r.sample_id: r.nonfinite_body_frames for r in results if r.nonfinite_body_frames},
         "workers": executor.workers,
     }
-    if failed and not keep_going:
+    if existing is not None:
+        report["counts"]["duplicates"] = len(duplicates)
+        report["duplicates"] = [{"file": r.file, "sample_id": r.sample_id} for r in duplicates]
+    if failed and not run.keep_going:
         raise ConversionError(
             f"{len(failed)} of {len(results)} files failed; no store was written (first: {failed[0].reason}). "
             f"Fix them, or rerun with --keep-going to publish without them (finished work in {work} is reused)."
         )
+    if existing is not None and not ok:
+        shutil.rmtree(work, ignore_errors=True)
+        log(f"{output}: nothing new to append ({len(duplicates)} already in the store); the store is unchanged")
+        return report
     if not ok:
         raise ConversionError(f"no sample could be converted ({len(skipped)} skipped, {len(failed)} failed)")
 
     # Phase 2: shard-owned writes.
     t0 = time.perf_counter()
     lengths = np.array(sample_lengths(ok), dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    group_frames = [(str(spill / f"{g:05d}.npy"), sum(r.length for r in group_results[g] if r.status == "ok"))
-                    for g in range(len(groups))]
-    group_frames = [(f, n) for f, n in group_frames if n]
-    builder = StoreBuilder(output, work, int(offsets[-1]), options.frame_shape, shard_frames, chunk_frames)
-    builder.create(target.attrs(len(lengths), int(offsets[-1])))
-    shard_tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(group_frames, shard_frames)]
-    write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
+    pieces = spill_pieces(spill, group_results, is_new)
+    if existing is None:
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        builder = StoreBuilder(output, work, int(offsets[-1]), options.frame_shape, run.shard_frames,
+                               run.chunk_frames)
+        builder.create(target.attrs(len(lengths), int(offsets[-1])))
+        shard_tasks = [(str(builder.array_path()), s, e, segs)
+                       for s, e, segs in plan_shards(pieces, run.shard_frames)]
+        write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
+        index = target.index(ok)
+    else:
+        builder, offsets, write_seconds = _write_appended(executor, existing, work, pieces, lengths, log)
+        index = _appended_index(existing, target.index(ok))
     t_write = time.perf_counter() - t0
 
     report["timings"] = {"process_wall_s": round(t_process, 3), "process_cpu_s": round(process_seconds, 3),
                          "write_wall_s": round(t_write, 3), "write_cpu_s": round(write_seconds, 3),
                          "total_s": round(time.perf_counter() - t_start, 3)}
-    builder.publish(offsets, target.index(ok), report, overwrite=overwrite)
+    stored = report if existing is None else _appended_report(existing.report, report)
+    builder.publish(offsets, index, stored, overwrite=run.overwrite or existing is not None)
     return report
+
+
+def _sample_ids(r: FileResult) -> list[str]:
+    """The store sample ids a converted file contributes."""
+    return [s["sample_id"] for s in r.samples] if r.samples else [r.sample_id]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Append
+
+
+_VOLATILE_ATTRS = ("num_samples", "num_frames", "created", "skeltools_version")
+
+
+def check_appendable(store: SkeletonStore, attrs: dict[str, Any]) -> None:
+    """Refuse to append samples made with other options: every store attr but counts and dates must match."""
+    from skeltools.store import _json_default
+
+    ours = json.loads(json.dumps(attrs, default=_json_default))
+    keys = [k for k in dict.fromkeys([*store.attrs, *ours])
+            if k not in _VOLATILE_ATTRS and store.attrs.get(k) != ours.get(k)]
+    if keys:
+        def show(value) -> str:
+            text = json.dumps(value)
+            return text if len(text) <= 120 else text[:117] + "..."
+
+        differences = "; ".join(f"{k}: store {show(store.attrs.get(k))}, this run {show(ours.get(k))}" for k in keys)
+        raise ConversionError(f"{store.path}: cannot append, the options differ from the store's ({differences}); "
+                              f"convert with the store's options")
+
+
+def _write_appended(executor, store: SkeletonStore, work: Path, pieces: list, lengths: np.ndarray, log):
+    """Build the next version of ``store`` in ``work/store``: its full shards hard-linked, the last partial shard
+    and the new frames written (joint and every modality the store has). Returns (builder, offsets, seconds)."""
+    import zarr
+
+    from skeltools.modalities import pair_rule, write_shard as write_modality_shard
+    from skeltools.kernels import last_frames
+    from skeltools.store import create_frame_array, link_shards
+
+    joint = store.array("joint")
+    shard, chunk = (joint.shards or joint.chunks)[0], joint.chunks[0]
+    old_frames = int(store.offsets[-1])
+    base = old_frames // shard * shard  # frames before the last partial shard stay where they are
+    offsets = np.concatenate([store.offsets, old_frames + np.cumsum(lengths)])
+    total = int(offsets[-1])
+    builder = StoreBuilder(store.path, work, total, tuple(joint.shape[1:]), shard, chunk)
+    builder.create(store.attrs | {"num_samples": len(offsets) - 1, "num_frames": total})
+    group = zarr.open_group(str(builder.path), mode="r+")
+    derived = [name for name in store.modalities if name != "joint"]
+    for name in derived:
+        create_frame_array(group, name, (total, *joint.shape[1:]), shard, chunk).attrs.update(
+            dict(store.array(name).attrs))
+    for name in ("joint", *derived):
+        link_shards(store.path / name, builder.array_path(name), base // shard)
+    if base < old_frames:
+        tail = work / "spill" / "tail.npy"
+        _atomic_write(tail, lambda fh: np.save(fh, np.asarray(joint[base:old_frames])))
+        pieces = [(str(tail), 0, old_frames - base), *pieces]
+    log(f"{store.path}: appending {len(lengths)} samples; {base // shard} full shard(s) kept, frames {base}.."
+        f"{total} written")
+    tasks = [(str(builder.array_path()), s, e, segs) for s, e, segs in plan_shards(pieces, shard, base)]
+    seconds = sum(executor.map(write_shard, tasks, "write shards"))
+    if derived:
+        ranges = [(s + base, e + base) for s, e in shard_ranges(total - base, shard)]
+        parallel = executor.workers == 1 or len(ranges) == 1
+        rule = pair_rule(store.attrs)
+        tasks = [(str(builder.path), str(builder.path), s, e, tuple(derived), rule, last_frames(offsets, s, e),
+                  parallel) for s, e in ranges]
+        seconds += sum(executor.map(write_modality_shard, tasks, "modalities"))
+    return builder, offsets, seconds
+
+
+def _appended_index(store: SkeletonStore, new):
+    """The store's index followed by the new samples' rows; both must have the same columns."""
+    import pyarrow as pa
+
+    if not new.schema.equals(store.index.schema, check_metadata=False):
+        raise ConversionError(f"{store.path}: cannot append, the new samples' index columns "
+                              f"({', '.join(new.schema.names)}) differ from the store's "
+                              f"({', '.join(store.index.schema.names)})")
+    return pa.concat_tables([store.index, new.cast(store.index.schema)]).combine_chunks()
+
+
+def _appended_report(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The store's report after an append: totals and per-file lists over all runs; each append's own inputs,
+    counts and timings under ``appends``."""
+    counts = dict(old.get("counts", {}))
+    for key, value in new["counts"].items():
+        counts[key] = counts.get(key, 0) + value
+    return old | {
+        "counts": counts,
+        "inputs": old.get("inputs", []) + new["inputs"],
+        "failed": old.get("failed", []) + new["failed"],
+        "skipped": old.get("skipped", []) + new["skipped"],
+        "notes": old.get("notes", {}) | new["notes"],
+        "nonfinite_body_frames": old.get("nonfinite_body_frames", {}) | new["nonfinite_body_frames"],
+        "appends": old.get("appends", []) + [
+            {key: new[key] for key in ("inputs", "counts", "duplicates", "workers", "timings")}
+            | {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}],
+    }
 
 
 def _attrs(spec, options, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:

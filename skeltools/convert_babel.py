@@ -243,16 +243,15 @@ def _select_joints(inputs: Sequence, babel_json: str, extra: bool):
 
 
 def convert_babel(inputs: Sequence, output, *, source: str = "release", dataset: str = "babel60",
-                  babel_json=None, fps_table=None, extra: bool = False, workers: int | None = None,
-                  keep_going: bool = False, overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
-                  chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
-                  log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                  babel_json=None, fps_table=None, extra: bool = False, log: Callable[[str], None] = lambda _: None,
+                  **run) -> dict[str, Any]:
     """Convert BABEL into a store at ``output``; return the report.
 
     ``source="release"``: ``inputs`` are folders of released arrays and label pickles. ``source="joints"``:
     ``inputs`` is one folder of joint-position npz files laid out as ``<AMASS dir>/<subject>/<file>``, annotated by
     the JSON files in ``babel_json``; ``fps_table`` is BABEL's ``featp_2_fps.json`` (else the files' fps keys).
-    ``extra`` adds the extra annotations (``extra_*.json``, or the ``_extra_`` release files).
+    ``extra`` adds the extra annotations (``extra_*.json``, or the ``_extra_`` release files). ``run``: the
+    fields of ``skeltools.convert.RunOptions``.
     """
     if dataset not in ("babel60", "babel120"):
         raise ConversionError(f"{dataset} is not a BABEL dataset (babel60, babel120)")
@@ -271,5 +270,4 @@ def convert_babel(inputs: Sequence, output, *, source: str = "release", dataset:
         log(f"{len(todo)} files to convert as {dataset} from {source} on {workers} worker(s)")
         return todo, results, spec, options, frozenset()
 
-    return run_conversion(select, inputs, output, workers=workers, keep_going=keep_going, overwrite=overwrite,
-                          shard_frames=shard_frames, chunk_frames=chunk_frames, progress=progress, log=log)
+    return run_conversion(select, inputs, output, log=log, **run)

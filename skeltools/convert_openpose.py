@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import time
 from collections import defaultdict
@@ -19,11 +18,11 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.layouts import BODY25_TO_COCO18
-from skeltools.convert import ConversionError, FileResult, Target, _Executor, _process_and_write
+from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
+                               make_executor)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, parse_label, read_kinetics_video,
                                         read_openpose_frame, select_stgcn, select_tracked, split_frame_name,
                                         normalize_stgcn, timeline)
-from skeltools.store import StoreError
 
 FORMATS = ("frames", "kinetics")
 PERSON_PRESETS = ("track", "stgcn")
@@ -204,16 +203,13 @@ def _attach_labels(items: list[VideoItem], labels: dict[str, LabelEntry]):
 def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", model: str = "coco18",
                      labels: Sequence = (), dataset: str | None = None, persons: str = "track", max_persons: int = 2,
                      normalize: str = "stgcn", image_size: tuple[float, float] | None = None, flip_y: bool = False,
-                     as_coco18: bool = False, workers: int | None = None, keep_going: bool = False,
-                     overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
-                     chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
-                     log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                     as_coco18: bool = False, log: Callable[[str], None] = lambda _: None, **run) -> dict[str, Any]:
     """Convert OpenPose per-frame JSON (``format="frames"``) or Kinetics-Skeleton JSON into a store; return the report.
 
     ``labels``: label files (see :func:`read_labels`); for ``kinetics`` the ``*_label.json`` files found under the
     input folders are used too. ``dataset="kinetics400"`` adds its class names and the ``kinetics_train`` /
     ``kinetics_test`` split columns. Normalization ``stgcn`` needs x, y in [0, 1], or ``image_size`` (W, H) for
-    pixels; ``none`` stores the coordinates as read.
+    pixels; ``none`` stores the coordinates as read. ``run``: the fields of ``skeltools.convert.RunOptions``.
     """
     from schemas.datasets import get_dataset
     from skeltools import __version__
@@ -232,13 +228,11 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
     if spec is not None and spec.layout != ("coco18" if as_coco18 else model):
         raise ConversionError(f"{spec.name} uses layout {spec.layout}, not {model}")
     t_start = time.perf_counter()
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise StoreError(f"{output} already exists (use --overwrite to replace it)")
-    workers = max(1, workers or os.cpu_count() or 1)
+    run = RunOptions(**run)
+    output = check_output(output, inputs, run)
     options = OpenPoseOptions(format, model, persons, max_persons, normalize, *(image_size or (0.0, 0.0)), flip_y,
                               as_coco18)
-    with _Executor(workers, progress) as executor:
+    with make_executor(run) as executor:
         files = _json_files(inputs)
         label_files = list(labels) + ([f for f in files if f.name.endswith("_label.json")] if format == "kinetics" else [])
         entries: dict[str, LabelEntry] = {}
@@ -247,7 +241,7 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
         items, results = _attach_labels(kinetics_items(files) if format == "kinetics" else frame_items(files), entries)
         if not items:
             raise ConversionError(f"no videos to convert in {', '.join(map(str, inputs))}")
-        log(f"{len(items)} videos to convert ({format}, {model}, persons {persons}) on {workers} worker(s)")
+        log(f"{len(items)} videos to convert ({format}, {model}, persons {persons}) on {executor.workers} worker(s)")
         parts = {v: e.part for v, e in entries.items()}
         target = Target(
             "kinetics-skeleton" if format == "kinetics" else "openpose-frames",
@@ -255,8 +249,7 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
              "label_files": [str(p) for p in label_files]},
             lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _index(ok, spec, parts))
         return _process_and_write(executor, items, results, output, options, frozenset(map(str, label_files)),
-                                  inputs, target, keep_going=keep_going, overwrite=overwrite,
-                                  shard_frames=shard_frames, chunk_frames=chunk_frames, log=log, t_start=t_start)
+                                  inputs, target, run=run, log=log, t_start=t_start)
 
 
 def describe(options: OpenPoseOptions) -> dict[str, Any]:

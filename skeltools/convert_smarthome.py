@@ -117,14 +117,11 @@ def _select(inputs: Sequence, dataset: str, fmt: str | None):
 
 
 def convert_smarthome(inputs: Sequence, output, *, dataset: str = "smarthome", fmt: str | None = None,
-                      coords: str | None = None, workers: int | None = None, keep_going: bool = False,
-                      overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
-                      chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
-                      log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                      coords: str | None = None, log: Callable[[str], None] = lambda _: None, **run) -> dict[str, Any]:
     """Convert Toyota Smarthome pose files into a store at ``output``; return the report.
 
     ``fmt``: json | npz (default: whichever the inputs hold); ``coords``: xyz (JSON pose3d, the JSON default) or
-    xy (JSON pose2d; the only choice for npz).
+    xy (JSON pose2d; the only choice for npz). ``run``: the fields of ``skeltools.convert.RunOptions``.
     """
     def select(workers: int):
         todo, results, spec, chosen = _select(inputs, dataset, fmt)
@@ -135,5 +132,4 @@ def convert_smarthome(inputs: Sequence, output, *, dataset: str = "smarthome", f
         log(f"{len(todo)} {chosen} files to convert as {spec.name} ({chosen_coords}) on {workers} worker(s)")
         return todo, results, spec, options, frozenset()
 
-    return run_conversion(select, inputs, output, workers=workers, keep_going=keep_going, overwrite=overwrite,
-                          shard_frames=shard_frames, chunk_frames=chunk_frames, progress=progress, log=log)
+    return run_conversion(select, inputs, output, log=log, **run)

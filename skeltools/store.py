@@ -106,7 +106,8 @@ class StoreBuilder:
 
 
 def publish_dir(built: Path, target: Path, *, overwrite: bool, cleanup: Path | None = None) -> Path:
-    """Rename the finished directory ``built`` to ``target``; an old target is swapped out, then removed."""
+    """Rename the finished directory ``built`` to ``target``. An old target is swapped out in one atomic step
+    where the OS can exchange two paths (Linux), else renamed aside first; then it is removed."""
     target = Path(target)
     old = None
     if target.exists():
@@ -115,13 +116,47 @@ def publish_dir(built: Path, target: Path, *, overwrite: bool, cleanup: Path | N
         old = target.parent / f".{target.name}.old"
         if old.exists():
             shutil.rmtree(old)
-        os.replace(target, old)
-    os.replace(built, target)
+        if _exchange(built, target):
+            os.replace(built, old)  # ``built`` now holds the old store
+        else:
+            os.replace(target, old)
+            os.replace(built, target)
+    else:
+        os.replace(built, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     if cleanup is not None:
         shutil.rmtree(cleanup, ignore_errors=True)
     return target
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def link_shards(source: Path, target: Path, shards: int) -> None:
+    """Hard-link (copy where links are unsupported) the files of the first ``shards`` shards of the array at
+    ``source`` into the array at ``target``: zarr v3 keys ``c/<shard>/...``; shards never written are absent.
+    zarr replaces a file on write, never rewrites it in place, so the linked copies stay independent."""
+    for i in range(shards):
+        src = source / "c" / str(i)
+        if src.exists():
+            shutil.copytree(src, target / "c" / str(i), copy_function=_link_or_copy, dirs_exist_ok=True)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def _json_default(obj):
