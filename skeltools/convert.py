@@ -416,7 +416,7 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
 
     if preset not in PRESETS:
         raise ConversionError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    if run.get("append") and dataset is None:
+    if run.get("append") and dataset is None and Path(output).exists():
         dataset = SkeletonStore.open(output).attrs["dataset"]
 
     def select(workers: int):
