@@ -326,7 +326,8 @@ class _DaskExecutor:
         """Yield ``func(task)`` for every task, in completion order (a failed task raises its error here)."""
         futures = self._client.map(func, tasks, pure=False)
         try:
-            done = (future.result() for future in self._distributed.as_completed(futures))
+            finished = self._distributed.as_completed(futures, loop=self._client.loop)
+            done = (future.result() for future in finished)
             yield from _progress(done, len(tasks), desc, self.progress)
         finally:
             self._client.cancel(futures)
