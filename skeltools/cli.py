@@ -58,7 +58,8 @@ def conversion_options(command):
     report; this wrapper prints the summary. With ``--engine dask`` path arguments are made absolute, since the
     workers do not share our working directory.
     """
-    @click.option("--workers", type=int, default=None, help="Worker processes of the local engine (default: all cores).")
+    @click.option("--workers", type=int, default=None,
+                  help="Worker processes of the local engine (default: all cores).")
     @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
                   help="local: a process pool on this machine; dask: the Dask cluster at --scheduler "
                        "(inputs and output on a filesystem every worker sees; pip install skeltools[dask]).")

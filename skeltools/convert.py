@@ -9,6 +9,15 @@ Two phases, both parallel and both independent of the worker count:
 
 Then the parent writes offsets, ``report.json`` and ``index.parquet`` and renames the store into place. A killed
 run leaves the work directory behind; rerunning the same command reuses every finished group.
+
+Both phases' tasks go to an executor: the local forkserver pool, or a Dask cluster (``--engine dask``) whose
+workers read and write the same paths on a shared filesystem; the store is identical either way.
+
+Appending (``--append``) runs phase 1 on the new files, drops samples whose id the store already has, and builds
+the next version of the store in the work directory: full shards are hard-linked from the store, the last partial
+shard and the new frames are written (modality arrays too), and offsets, index and report are rewritten. The
+store itself is only read; the new version replaces it by an atomic exchange of the two directories, so a crash at
+any point leaves the old store complete and readable, and a rerun resumes.
 """
 from __future__ import annotations
 

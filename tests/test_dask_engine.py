@@ -35,7 +35,8 @@ def test_dask_store_is_identical_to_the_local_pool(cluster, tmp_path):
     assert a.array("joint")[:].tobytes() == b.array("joint")[:].tobytes()
     assert a.offsets.tobytes() == b.offsets.tobytes()
     assert a.index.equals(b.index)
-    assert (tmp_path / "local.zarr" / "index.parquet").read_bytes() == (tmp_path / "dask.zarr" / "index.parquet").read_bytes()
+    index_file = "index.parquet"
+    assert (tmp_path / "local.zarr" / index_file).read_bytes() == (tmp_path / "dask.zarr" / index_file).read_bytes()
 
 
 def test_cli_dask_engine_needs_a_reachable_scheduler(tmp_path, monkeypatch):
