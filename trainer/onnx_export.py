@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 MIN_OPSET = 18  # the torch.export-based exporter writes opset 18 and newer
+MIN_FRAMES = 4  # two temporal stride-2 stages must leave at least one frame
 
 
 class Scores(nn.Module):
@@ -76,18 +77,18 @@ def export_onnx(predictor, output, *, frames: int | None = None, dynamic: bool =
     if dynamic and frames is not None:
         raise ValueError("--frames fixes the clip length; --dynamic leaves it free: give one of them")
     t = predictor.recipe.clip_len if frames is None else frames
-    if t < 2:
-        raise ValueError(f"--frames {t}: at least 2 frames")
+    if t < MIN_FRAMES:
+        raise ValueError(f"--frames {t}: at least {MIN_FRAMES} frames")
     a = predictor.attrs
     from schemas.layouts import get_layout
     from skeltools.modalities import pair_rule, parse_features
 
     channels = pair_rule(a).channels * len(parse_features(predictor.modality))
     example = torch.zeros(2, a["persons"], t, get_layout(a["layout"]).num_joints, channels)  # N = 2: kept symbolic
-    dims = {0: torch.export.Dim("batch", min=1, max=4096)}
+    dims = {0: torch.export.Dim("batch", max=4096)}
     if dynamic:
-        dims[2] = torch.export.Dim("frames", min=2, max=100_000)
-    model = Scores(predictor.model.float().cpu().eval())
+        dims[2] = torch.export.Dim("frames", min=MIN_FRAMES, max=100_000)
+    model = Scores(predictor.model.float().cpu()).eval()
     try:
         program = torch.onnx.export(model, (example,), input_names=["clips"], output_names=["logits", "probs"],
                                     dynamic_shapes=(dims,), opset_version=opset, dynamo=True, verbose=False)

@@ -118,6 +118,9 @@ def window_bounds(length: int, window: int, stride: int) -> np.ndarray:
     ``window`` is one window."""
     if window < 1 or stride < 1:
         raise ValueError(f"--window and --stride must be positive (got {window}, {stride})")
+    if stride > window:
+        raise ValueError(f"--stride {stride} is longer than --window {window}: frames between windows would be "
+                         f"skipped")
     if length <= window:
         return np.array([[0, length]], np.int64)
     starts = np.arange(0, length - window + 1, stride)
@@ -141,7 +144,7 @@ def predict_store(predictor: Predictor, store, rows=None, *, clips: int | None =
     """Probabilities of samples ``rows`` (default: all) of ``store`` (a ``SkeletonStore``, on disk or in memory),
     whole or, with ``window``, per window of ``window`` frames every ``stride`` (default: window // 2)."""
     from skeltools.store import SkeletonStore
-    from trainer.testing import predict, test_clips, test_dataset
+    from trainer.testing import clips_per_sample, eval_dataset, predict
 
     _check_store(store, predictor)
     rows = store.rows() if rows is None else np.asarray(rows, np.int64)
@@ -160,7 +163,7 @@ def predict_store(predictor: Predictor, store, rows=None, *, clips: int | None =
         store = SkeletonStore.from_samples(parts, [f"{s}[{a}:{b}]" for s, (a, b) in zip(sample_ids, bounds)],
                                            store.attrs, name=f"windows of {store.path}")
         rows, bounds = store.rows(), np.asarray(bounds, np.int64)
-    dataset = test_dataset(store, rows, predictor.modality, predictor.recipe, test_clips(predictor.recipe, clips, log),
+    dataset = eval_dataset(store, rows, predictor.modality, predictor.recipe, clips_per_sample(predictor.recipe, clips, log),
                            persons=predictor.attrs["persons"])
     _, probs = predict(predictor.model, dataset, device=predictor.device, batch_size=batch_size,
                        clip_fusion=predictor.recipe.clip_fusion)

@@ -36,7 +36,7 @@ def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
     return run, recipe, model.to(device).eval()
 
 
-def test_clips(recipe: Recipe, clips: int | None = None, log=print) -> int:
+def clips_per_sample(recipe: Recipe, clips: int | None = None, log=print) -> int:
     """Clips per sample at test time: ``clips`` or the recipe's; 1 when the recipe feeds whole sequences."""
     clips = clips or recipe.test_clips
     if recipe.sampling == "full" and clips != 1:
@@ -45,7 +45,7 @@ def test_clips(recipe: Recipe, clips: int | None = None, log=print) -> int:
     return clips
 
 
-def test_dataset(store, rows, modality: str, recipe: Recipe, clips: int, persons: int | None = None):
+def eval_dataset(store, rows, modality: str, recipe: Recipe, clips: int, persons: int | None = None):
     """The test-time clips of ``rows`` of ``store``: the recipe's sampling, seeded per sample (its row);
     ``persons``: M of the model (default: the store's)."""
     from trainer.data import SkeletonDataset
@@ -86,7 +86,7 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
     st = SkeletonStore.open(store_path)
     if st.class_names != run["class_names"]:
         raise ValueError(f"{store_path}: its classes differ from those {run_dir} was trained on")
-    clips = test_clips(recipe, clips, log)
+    clips = clips_per_sample(recipe, clips, log)
     protocol = run["protocol"]
     train_rows = st.rows(f"{protocol}_train")
     val_rows = (st.rows(f"{protocol}_val") if f"{protocol}_val" in st.split_columns
@@ -98,7 +98,7 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
     results = {}
     for part, rows, n_clips, name in (("test", st.rows(f"{protocol}_test"), clips, "scores.parquet"),
                                       ("val", val_rows, 1, "val_scores.parquet")):
-        dataset = test_dataset(st, rows, run["modality"], recipe, n_clips)
+        dataset = eval_dataset(st, rows, run["modality"], recipe, n_clips)
         logits, probs = predict(model, dataset, device=dev, batch_size=batch_size, clip_fusion=recipe.clip_fusion,
                                 workers=workers)
         write_scores(run_dir / name, dataset.sample_ids, dataset.labels, logits, probs=probs,
