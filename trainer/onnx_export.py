@@ -12,6 +12,7 @@ the batch size into a reshape of DG-STGCN, so it is not used. The model's metada
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,21 @@ def metadata(predictor, frames: int | None) -> dict[str, str]:
     }
 
 
+def export_graph(model: nn.Module, sample_shape: tuple[int, int, int, int], *, dynamic_frames: bool = False,
+                 opset: int = MIN_OPSET):
+    """``Scores(model)`` as a ``torch.onnx.ONNXProgram`` for clips of ``sample_shape`` (M, T, V, C), with a
+    dynamic batch (and T with ``dynamic_frames``)."""
+    example = torch.zeros(2, *sample_shape)  # N = 2: torch.export specialises sizes 0 and 1
+    dims = {0: torch.export.Dim("batch", max=4096)}
+    if dynamic_frames:
+        dims[2] = torch.export.Dim("frames", min=MIN_FRAMES, max=100_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.onnx.export(Scores(model).eval(), (example,), input_names=["clips"],
+                                 output_names=["logits", "probs"], dynamic_shapes=(dims,), opset_version=opset,
+                                 dynamo=True, verbose=False)
+
+
 def export_onnx(predictor, output, *, frames: int | None = None, dynamic: bool = False,
                 opset: int = MIN_OPSET) -> dict[str, Any]:
     """Write ``predictor``'s model to ``output`` as ONNX; return a summary (inputs, outputs, opset, metadata).
@@ -84,14 +100,9 @@ def export_onnx(predictor, output, *, frames: int | None = None, dynamic: bool =
     from skeltools.modalities import pair_rule, parse_features
 
     channels = pair_rule(a).channels * len(parse_features(predictor.modality))
-    example = torch.zeros(2, a["persons"], t, get_layout(a["layout"]).num_joints, channels)  # N = 2: kept symbolic
-    dims = {0: torch.export.Dim("batch", max=4096)}
-    if dynamic:
-        dims[2] = torch.export.Dim("frames", min=MIN_FRAMES, max=100_000)
-    model = Scores(predictor.model.float().cpu()).eval()
+    shape = (a["persons"], t, get_layout(a["layout"]).num_joints, channels)
     try:
-        program = torch.onnx.export(model, (example,), input_names=["clips"], output_names=["logits", "probs"],
-                                    dynamic_shapes=(dims,), opset_version=opset, dynamo=True, verbose=False)
+        program = export_graph(predictor.model.float().cpu(), shape, dynamic_frames=dynamic, opset=opset)
     except Exception as exc:  # noqa: BLE001 - report the exporter's reason in one line
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RuntimeError(f"{predictor.arch} cannot be exported to ONNX with torch {torch.__version__}"
