@@ -28,7 +28,6 @@ from trainer.recipes import Recipe
 class Predictor:
     """A model in eval mode and everything needed to feed it."""
 
-    name: str  # the run directory or the weights file
     model: nn.Module
     arch: str
     modality: str
@@ -51,7 +50,7 @@ def load_predictor(run_dir, *, checkpoint: str = "best", device: str = "auto") -
     attrs = run.get("store_attrs")
     if attrs is None:  # a run from before run.json kept them: its store must still be there
         attrs = store_attrs(run["store"], why=f"{run_dir}/run.json has no store_attrs")
-    return Predictor(str(run_dir), model, run["arch"], run["modality"], recipe, attrs, dev)
+    return Predictor(model, run["arch"], run["modality"], recipe, attrs, dev)
 
 
 def store_attrs(path, why: str = "") -> dict[str, Any]:
@@ -90,7 +89,7 @@ def reference_predictor(arch: str, weights, attrs: Mapping[str, Any], *, modalit
     except ValueError as exc:
         raise ValueError(f"{weights}: {exc}") from None
     recipe = resolve_recipe(arch, dataset=attrs["dataset"])
-    return Predictor(str(weights), model.to(dev).eval(), arch, modality, recipe, dict(attrs), dev)
+    return Predictor(model.to(dev).eval(), arch, modality, recipe, dict(attrs), dev)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -163,8 +162,8 @@ def predict_store(predictor: Predictor, store, rows=None, *, clips: int | None =
         store = SkeletonStore.from_samples(parts, [f"{s}[{a}:{b}]" for s, (a, b) in zip(sample_ids, bounds)],
                                            store.attrs, name=f"windows of {store.path}")
         rows, bounds = store.rows(), np.asarray(bounds, np.int64)
-    dataset = eval_dataset(store, rows, predictor.modality, predictor.recipe, clips_per_sample(predictor.recipe, clips, log),
-                           persons=predictor.attrs["persons"])
+    clips = clips_per_sample(predictor.recipe, clips, log)
+    dataset = eval_dataset(store, rows, predictor.modality, predictor.recipe, clips, persons=predictor.attrs["persons"])
     _, probs = predict(predictor.model, dataset, device=predictor.device, batch_size=batch_size,
                        clip_fusion=predictor.recipe.clip_fusion)
     return Prediction(sample_ids, bounds, probs)
