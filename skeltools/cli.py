@@ -698,7 +698,7 @@ def predict_cmd(args, top_k, window, stride, output, checkpoint, split, clips, a
         raw = read_raw(inputs, predictor.attrs, progress=True)
         for problem in raw.problems:
             click.echo(f"warning: {problem}; skipped", err=True)
-        store = SkeletonStore.from_samples(raw.samples, raw.sample_ids, predictor.attrs, raw.labels)
+        store = SkeletonStore.from_samples(raw.samples, raw.sample_ids, predictor.attrs)
         rows = None
     result = predict_store(predictor, store, rows, clips=clips, window=window, stride=stride,
                            batch_size=batch_size, log=lambda m: click.echo(m, err=True))

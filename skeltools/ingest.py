@@ -81,7 +81,6 @@ class RawSamples:
     source: str
     sample_ids: list[str] = field(default_factory=list)
     samples: list[np.ndarray] = field(default_factory=list)  # each (T, M, V, C) float32
-    labels: list[int] = field(default_factory=list)  # -1 where the input does not say
     problems: list[str] = field(default_factory=list)
 
 
@@ -161,17 +160,9 @@ def read_raw(inputs: Sequence, attrs: Mapping[str, Any], *, progress: bool = Fal
         check_compatible(result.file, attrs, num_joints=data.shape[2])
         out.sample_ids.append(result.sample_id)
         out.samples.append(data)
-        out.labels.append(result.label if fmt.source != "ntu-skeleton" else _ntu_label(result.sample_id))
     if not out.samples:
         raise ValueError(f"{what}: no input gave a sample:\n  " + "\n  ".join(out.problems))
     return out
-
-
-def _ntu_label(sample_id: str) -> int:
-    from schemas.datasets import parse_ntu_name
-
-    meta = parse_ntu_name(sample_id)
-    return meta["action"] - 1 if meta else -1
 
 
 def default_attrs(dataset: str) -> dict[str, Any]:
