@@ -50,6 +50,10 @@ ATTRS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "skeltools_version": (str, "version that wrote the store"),
 }
 
+# The attrs that say how every sample was made (vs. counts and provenance): a training run copies them into its
+# run.json, so that raw inputs can be preprocessed the same way without the store.
+SAMPLE_ATTRS = ("dataset", "source", "layout", "coords", "persons", "preset", "preprocessing", "class_names")
+
 # Index columns every store has: name -> pyarrow type name.
 INDEX_COLUMNS = {"sample_id": "string", "label": "int16", "length": "int32", "n_persons": "int8"}
 # Per-dataset source columns.

@@ -631,6 +631,130 @@ def test_cmd(run_dir, store, clips, device, batch_size, workers) -> None:
         click.echo("most confused: " + "; ".join(r["worst_confusions"][:3]))
 
 
+@main.command("predict")
+@click.argument("args", nargs=-1, required=True, metavar="[RUN_DIR] INPUT...")
+@click.option("--top-k", type=int, default=5, show_default=True, help="Classes listed per sample or window.")
+@click.option("--window", type=int, default=None, help="Slide windows of this many frames over each sequence.")
+@click.option("--stride", type=int, default=None, help="Frames between window starts (default: window / 2).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV of the top-k classes (sample, start, end, rank, class_index, class, prob); with --window "
+                   "also a timeline PNG next to it (viz extra).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+@click.option("--split", default=None, help="Store input: only this split column (default: every sample).")
+@click.option("--clips", type=int, default=None, help="Clips per sample (default: the recipe's test clips).")
+@click.option("--arch", type=click.Choice(["dualhead", "dgstgcn", "msg3d", "stgcn", "stgcnpp"]), default=None,
+              help="With --weights: a reference checkpoint instead of a run directory.")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="Reference checkpoint (pyskl, MS-G3D or DualHead-Net state dict) for --arch.")
+@click.option("--store", "ref_store", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="With --weights: a store converted like the checkpoint's training data (classes, layout, "
+                   "preprocessing).")
+@click.option("--dataset", type=click.Choice(["ntu60", "ntu120", "kinetics400"]), default=None,
+              help="With --weights: its classes, and the converter's default preprocessing for it.")
+@click.option("--modality", default="j", show_default=True, help="With --weights: j, b, jm, bm or e.g. j+b.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+def predict_cmd(args, top_k, window, stride, output, checkpoint, split, clips, arch, weights, ref_store, dataset,
+                modality, device, batch_size) -> None:
+    """Predict action classes of raw skeleton files or a store with a trained run, preprocessed exactly as the
+    run's training data was (the run directory records how).
+
+    INPUT: NTU .skeleton files, OpenPose per-frame JSON folders or Kinetics-Skeleton JSON files (in the format
+    the run's store was converted from; folders are searched), or one store. Clip sampling is the recipe's test
+    sampling, seeded by each sample's position (raw files: in the converter's order), so a store gives the
+    probabilities `skeltools test` writes and raw files the same as their converted store.
+
+    \b
+    Example:
+      skeltools predict runs/dgstgcn_j raw/S001C001P001R001A043.skeleton --top-k 3
+      skeltools predict runs/dgstgcn_j long_video.skeleton --window 64 --stride 16 -o timeline.csv
+      skeltools predict runs/dgstgcn_j ntu60.zarr --split xsub_test -o predictions.csv
+      skeltools predict --arch stgcn --weights stgcn_ntu60_xsub_j.pth --dataset ntu60 raw/
+    """
+    from skeltools.ingest import is_store, read_raw
+    from skeltools.store import SkeletonStore
+    from trainer.predict import (format_lines, load_predictor, plot_timeline, predict_store, reference_predictor,
+                                 store_attrs, write_csv)
+
+    if (arch is None) != (weights is None):
+        raise click.UsageError("--arch and --weights go together")
+    if arch is None:
+        if ref_store or dataset or modality != "j":
+            raise click.UsageError("--store, --dataset and --modality describe a reference checkpoint (--weights); "
+                                   "a run directory records them")
+        run_dir, *inputs = args
+        if not Path(run_dir).is_dir():
+            raise click.UsageError(f"{run_dir}: not a run directory")
+        predictor = load_predictor(run_dir, checkpoint=checkpoint, device=device)
+    else:
+        if (ref_store is None) == (dataset is None):
+            raise click.UsageError("a reference checkpoint needs its classes: give --store or --dataset")
+        from skeltools.ingest import default_attrs
+
+        inputs = list(args)
+        attrs = store_attrs(ref_store) if ref_store else default_attrs(dataset)
+        predictor = reference_predictor(arch, weights, attrs, modality=modality, device=device)
+    if not inputs:
+        raise click.UsageError("no INPUT given")
+    if stride is not None and window is None:
+        raise click.UsageError("--stride needs --window")
+    stores = [i for i in inputs if is_store(i)]
+    if stores:
+        if len(inputs) > 1:
+            raise click.UsageError("give one store, or raw files, not both")
+        store = SkeletonStore.open(stores[0])
+        rows = store.rows(split)
+    else:
+        if split:
+            raise click.UsageError("--split selects samples of a store input")
+        raw = read_raw(inputs, predictor.attrs, progress=True)
+        for problem in raw.problems:
+            click.echo(f"warning: {problem}; skipped", err=True)
+        store = SkeletonStore.from_samples(raw.samples, raw.sample_ids, predictor.attrs)
+        rows = None
+    result = predict_store(predictor, store, rows, clips=clips, window=window, stride=stride,
+                           batch_size=batch_size, log=lambda m: click.echo(m, err=True))
+    names = predictor.class_names
+    for line in format_lines(result, names, top_k):
+        click.echo(line)
+    if output:
+        write_csv(result, names, output, top_k)
+        click.echo(f"wrote {output} ({len(result.sample_ids)} {'windows' if window else 'samples'})", err=True)
+        if window:
+            png = output.with_suffix(".png")
+            if plot_timeline(result, names, png):
+                click.echo(f"wrote {png}", err=True)
+            else:
+                click.echo("note: matplotlib is not installed (pip install 'skeltools[viz]'); no timeline PNG",
+                           err=True)
+
+
+@main.command("export-model")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--onnx", "onnx_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .onnx file to write.")
+@click.option("--frames", type=int, default=None, help="Fixed clip length T (default: the recipe's clip length).")
+@click.option("--dynamic", is_flag=True, help="Any clip length T (the batch size is always free).")
+@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset (18 or newer).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
+def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint) -> None:
+    """Export a run's model to ONNX: input clips (N, M, T, V, C), outputs logits and probs (N, K); class names,
+    layout, modality, clip sampling and preprocessing in the model's metadata. Needs the onnx extra.
+
+    \b
+    Example:
+      skeltools export-model runs/dgstgcn_j --onnx dgstgcn_j.onnx --dynamic
+      skeltools export-model runs/stgcn_j --onnx stgcn_j.onnx --frames 100
+    """
+    from trainer.onnx_export import export_onnx
+    from trainer.predict import load_predictor
+
+    summary = export_onnx(load_predictor(run_dir, checkpoint=checkpoint, device="cpu"), onnx_path, frames=frames,
+                          dynamic=dynamic, opset=opset)
+    click.echo(f"{onnx_path}: {summary['metadata']['architecture']}, {summary['classes']} classes, frames "
+               f"{summary['frames']}, opset {summary['opset']}, {summary['bytes'] / 1e6:.1f} MB")
+
+
 @main.command("ensemble")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--weights", default="equal", show_default=True,

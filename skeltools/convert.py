@@ -64,6 +64,13 @@ class NtuOptions:
     def frame_shape(self) -> tuple[int, int, int]:
         return (self.max_persons, 25, 3)
 
+    @classmethod
+    def from_attrs(cls, attrs) -> "NtuOptions":
+        """The options that wrote a store with these attrs (the inverse of ``store_attrs``)."""
+        return cls(dataset=attrs["dataset"] if attrs["dataset"] in ("ntu60", "ntu120") else "ntu60",
+                   preset=attrs["preset"], align_spine=bool(attrs["preprocessing"].get("align_spine", False)),
+                   max_persons=attrs["persons"])
+
     def process(self, item) -> tuple["FileResult", np.ndarray | None]:
         return process_ntu_file(str(item), self)
 

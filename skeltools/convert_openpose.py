@@ -59,6 +59,16 @@ class OpenPoseOptions:
     def frame_shape(self) -> tuple[int, int, int]:
         return (self.max_persons, 18 if self.as_coco18 else MODEL_JOINTS[self.model], 3)
 
+    @classmethod
+    def from_attrs(cls, attrs) -> "OpenPoseOptions":
+        """The options that wrote a store with these attrs (the inverse of ``_attrs``)."""
+        persons, normalize = attrs["preset"].split("+")
+        info = attrs["preprocessing"]
+        width, height = info.get("image_size") or (0.0, 0.0)
+        return cls("kinetics" if attrs["source"] == "kinetics-skeleton" else "frames", info["model"], persons,
+                   attrs["persons"], normalize, width, height, bool(info.get("flip_y")),
+                   attrs["layout"] == "coco18" and info["model"] == "body25")
+
     def process(self, item: VideoItem) -> tuple[FileResult, np.ndarray | None]:
         return process_video(item, self)
 

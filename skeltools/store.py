@@ -205,6 +205,23 @@ class SkeletonStore:
         offsets = arrays.pop("offsets")[:]
         return cls(path, dict(group.attrs), offsets, index, group, arrays)
 
+    @classmethod
+    def from_samples(cls, samples, sample_ids, attrs: dict[str, Any], labels=None,
+                     name: str = "<inputs>") -> "SkeletonStore":
+        """An in-memory store of ``samples`` (each (T, M, V, C)) with ``attrs``: the same reading API over data
+        that was never written (``predict`` on raw files). ``labels`` default to -1 (unlabelled)."""
+        import pyarrow as pa
+
+        samples = [np.asarray(s, np.float32) for s in samples]
+        if not samples:
+            raise StoreError(f"{name}: no samples")
+        offsets = np.concatenate([[0], np.cumsum([len(s) for s in samples])]).astype(np.int64)
+        joint = np.concatenate(samples)
+        labels = [-1] * len(samples) if labels is None else list(labels)
+        index = pa.table({"sample_id": pa.array(list(sample_ids), pa.string()), "label": pa.array(labels, pa.int16()),
+                          "length": pa.array(np.diff(offsets), pa.int32())})
+        return cls(Path(name), dict(attrs), offsets, index, None, {}, {"joint": joint})
+
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
@@ -213,7 +230,7 @@ class SkeletonStore:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return tuple(name for name in schema.MODALITIES if name in self._arrays)
+        return tuple(name for name in schema.MODALITIES if name in self._arrays or name in self._loaded)
 
     @property
     def lengths(self) -> np.ndarray:

@@ -59,3 +59,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ntu_train_store(tmp_path_factory):
+    """A tiny synthetic NTU store for training: 150 files of 3 very different actions (jump up, salute,
+    handshaking), with bones; the raw files are in its sibling ``raw/``."""
+    from skeltools.convert import convert_ntu
+    from skeltools.modalities import write_modalities
+    from skeltools.synth import write_ntu_corpus
+
+    root = tmp_path_factory.mktemp("train")
+    raw = root / "raw"
+    paths = write_ntu_corpus(raw, 150, seed=5, num_classes=3)
+    assert len(paths) == 150
+    convert_ntu([raw], root / "s.zarr", progress=False, workers=1)
+    write_modalities(root / "s.zarr", ["bone"])
+    return root / "s.zarr"

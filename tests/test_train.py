@@ -15,9 +15,6 @@ from click.testing import CliRunner
 
 import trainer.train as train_mod
 from skeltools.cli import main
-from skeltools.convert import convert_ntu
-from skeltools.modalities import write_modalities
-from skeltools.synth import write_ntu_corpus
 from trainer.evaluate import read_scores
 from trainer.recipes import resolve_recipe
 from trainer.train import RunConfig, TrainingDiverged, holdout, lr_factor, train
@@ -26,15 +23,8 @@ FAST = dict(epochs=2, batch_size=4, lr=0.05, clip_len=16, test_clips=2)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """96 samples of 3 very different actions (jump up, salute, handshaking), with bones."""
-    root = tmp_path_factory.mktemp("train")
-    raw = root / "raw"
-    paths = write_ntu_corpus(raw, 150, seed=5, num_classes=3)
-    assert len(paths) == 150
-    convert_ntu([raw], root / "s.zarr", progress=False, workers=1)
-    write_modalities(root / "s.zarr", ["bone"])
-    return root / "s.zarr"
+def store(ntu_train_store):
+    return ntu_train_store
 
 
 def run_config(store, out, **kw) -> RunConfig:

@@ -36,6 +36,25 @@ def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
     return run, recipe, model.to(device).eval()
 
 
+def clips_per_sample(recipe: Recipe, clips: int | None = None, log=print) -> int:
+    """Clips per sample at test time: ``clips`` or the recipe's; 1 when the recipe feeds whole sequences."""
+    clips = clips or recipe.test_clips
+    if recipe.sampling == "full" and clips != 1:
+        log(f"note: the {recipe.arch} recipe feeds whole sequences; testing with 1 clip, not {clips}")
+        clips = 1
+    return clips
+
+
+def eval_dataset(store, rows, modality: str, recipe: Recipe, clips: int, persons: int | None = None):
+    """The test-time clips of ``rows`` of ``store``: the recipe's sampling, seeded per sample (its row);
+    ``persons``: M of the model (default: the store's)."""
+    from trainer.data import SkeletonDataset
+
+    return SkeletonDataset(store, rows=rows, num_clips=clips, modality=modality, clip_len=recipe.clip_len,
+                           seed=recipe.seed, sampling=recipe.sampling, pad=recipe.pad_mode, train=False,
+                           persons=persons)
+
+
 @torch.no_grad()
 def predict(model, dataset, *, device: torch.device, batch_size: int = 16, clip_fusion: str = "prob",
             workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +77,6 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
              batch_size: int = 16, workers: int = 0, log=print) -> dict[str, Any]:
     """Evaluate a run's best checkpoint on its protocol's test part (and validation part); write the results."""
     from skeltools.store import SkeletonStore
-    from trainer.data import SkeletonDataset
     from trainer.train import holdout, pick_device
 
     run_dir = Path(run_dir)
@@ -68,16 +86,11 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
     st = SkeletonStore.open(store_path)
     if st.class_names != run["class_names"]:
         raise ValueError(f"{store_path}: its classes differ from those {run_dir} was trained on")
-    clips = clips or recipe.test_clips
-    if recipe.sampling == "full" and clips != 1:
-        log(f"note: the {recipe.arch} recipe feeds whole sequences; testing with 1 clip, not {clips}")
-        clips = 1
+    clips = clips_per_sample(recipe, clips, log)
     protocol = run["protocol"]
     train_rows = st.rows(f"{protocol}_train")
     val_rows = (st.rows(f"{protocol}_val") if f"{protocol}_val" in st.split_columns
                 else holdout(train_rows, recipe.seed)[1])
-    common = dict(modality=run["modality"], clip_len=recipe.clip_len, seed=recipe.seed, sampling=recipe.sampling,
-                  pad=recipe.pad_mode, train=False)
     meta = {"architecture": run["arch"], "modality": run["modality"], "protocol": protocol, "clips": clips,
             "clip_fusion": recipe.clip_fusion, "sampling": recipe.sampling, "clip_len": recipe.clip_len,
             "recipe": recipe.to_dict(), "class_names": run["class_names"], "store": str(Path(store_path).resolve()),
@@ -85,7 +98,7 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
     results = {}
     for part, rows, n_clips, name in (("test", st.rows(f"{protocol}_test"), clips, "scores.parquet"),
                                       ("val", val_rows, 1, "val_scores.parquet")):
-        dataset = SkeletonDataset(st, rows=rows, num_clips=n_clips, **common)
+        dataset = eval_dataset(st, rows, run["modality"], recipe, n_clips)
         logits, probs = predict(model, dataset, device=dev, batch_size=batch_size, clip_fusion=recipe.clip_fusion,
                                 workers=workers)
         write_scores(run_dir / name, dataset.sample_ids, dataset.labels, logits, probs=probs,

@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from schemas.store import SAMPLE_ATTRS
 from trainer.recipes import Recipe
 
 VAL_FRACTION = 0.05
@@ -341,6 +342,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                "modality": cfg.modality, "layout": store.attrs["layout"], "dataset": store.attrs["dataset"],
                "preset": store.attrs.get("preset"), "class_names": store.class_names, "num_classes": num_classes,
                "in_channels": train_set.channels, "num_persons": train_set.persons,
+               "store_attrs": {k: store.attrs[k] for k in SAMPLE_ATTRS if k in store.attrs},
                "model_kwargs": cfg.model_kwargs, "validation": val_source, "train_samples": len(train_set),
                "world_size": ctx.world, "device": str(device), "amp": str(dtype).replace("torch.", "") if dtype else "off"}
         start_epoch, best, history = 0, (-1.0, -math.inf), []

@@ -46,8 +46,8 @@ class DGGCN(nn.Module):
         res = x if self.down is None else self.down(x)
         p = self.pre(x).unflatten(1, (k, -1))  # N, K, m, T, V
         z = x.mean(2, keepdim=True)  # N, C_in, 1, V
-        x1 = self.conv1(z).reshape(len(x), k, -1, v)  # N, K, m, V
-        x2 = self.conv2(z).reshape(len(x), k, -1, v)
+        x1 = self.conv1(z).reshape(x.shape[0], k, -1, v)  # N, K, m, V
+        x2 = self.conv2(z).reshape(x.shape[0], k, -1, v)
         ca = torch.tanh(x1.unsqueeze(-1) - x2.unsqueeze(-2))  # N, K, m, V, V
         da = torch.einsum("nkcv,nkcw->nkvw", x1, x2).softmax(-2)  # N, K, V, V
         a = self.A.unsqueeze(1) + self.alpha[0] * ca + self.beta[0] * da.unsqueeze(2)  # N, K, m, V, V
