@@ -63,6 +63,7 @@ SOURCE_COLUMNS = {
     "ntu": {"setup": "int16", "camera": "int8", "subject": "int16", "replication": "int8", "action": "int16"},
     "babel": {"seg_id": "string", "sid": "int32", "chunk_n": "int16", "anntr_id": "string", "split": "string"},
     "smarthome": {"activity": "string", "subject": "int16", "repetition": "int16", "video": "int16", "camera": "int8"},
+    "generic": {},
 }
 SPLIT_COLUMN_TYPE = "bool"
 
