@@ -35,6 +35,11 @@ class Layout:
         return len(self.joint_names)
 
     @property
+    def root(self) -> int:
+        """The joint that is its own bone parent (the first, should a malformed layout have several)."""
+        return next(v for v, p in enumerate(self.bone_parents) if v == p)
+
+    @property
     def bone_pairs(self) -> tuple[tuple[int, int], ...]:
         """(child, parent) for every joint, self-pairs included."""
         return tuple((v, p) for v, p in enumerate(self.bone_parents))
