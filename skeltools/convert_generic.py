@@ -48,7 +48,7 @@ def read_label_table(path) -> list[LabelRow]:
     """The rows of a label file (module docstring); a malformed file raises ConversionError naming the place."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a spreadsheet's byte-order mark is not part of the header
     except (OSError, UnicodeDecodeError) as exc:
         raise ConversionError(f"{path}: cannot read the label file ({exc})") from None
     if path.suffix.lower() == ".json":

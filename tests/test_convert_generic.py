@@ -312,3 +312,18 @@ def test_train_and_test_on_a_custom_layout(upper_store, tmp_path, arch):
     assert result.exit_code == 0, result.output
     report = json.loads((out / "test.json").read_text())
     assert report["num_samples"] == 6 and 0 <= report["top1"] <= 1
+
+
+def test_merge_refuses_another_definition_under_the_same_layout_name(tmp_path):
+    from skeltools.reshape import merge_stores
+    from skeltools.store import StoreError
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("sample_id,label\na,0\nb,1\n")
+    for name, sample, parents in (("one", "a", TINY["parents"]), ("two", "b", ["hip", "hip", "spine", "head"])):
+        (tmp_path / name).mkdir()
+        np.save(tmp_path / name / f"{sample}.npy", coded(4, 1))
+        convert_generic([tmp_path / name], tmp_path / f"{name}.zarr", layout={**TINY, "parents": parents},
+                        labels=labels, axes="TMVC", class_names=["0", "1"], workers=1, progress=False)
+    with pytest.raises(StoreError, match="their layout_definition differ"):
+        merge_stores([tmp_path / "one.zarr", tmp_path / "two.zarr"], tmp_path / "m.zarr")

@@ -74,7 +74,8 @@ def test_custom_layout_attrs():
     ({"parents": ["hip", "hip", "neck", 1]}, "parents[2]", "'neck' is not one of the joints"),
     ({"parents": ["hip", "hip", "spine", 7]}, "parents[3]", "index 7 is out of range 0..3"),
     ({"parents": ["hip", "spine", "spine", 1]}, "parents", "exactly one root"),
-    ({"parents": ["spine", "head", "spine", 1]}, "parents", "exactly one root (a joint that is its own parent, or -1), found 0"),
+    ({"parents": ["spine", "head", "spine", 1]}, "parents",
+     "exactly one root (a joint that is its own parent, or -1), found 0"),
     ({"parents": ["hip", "head", "spine", 1]}, "parents", "head, spine form a cycle"),
     ({"edges": [["hip", "spine"], ["spine", "head"]]}, "edges", "2 edges do not form one tree over 4 joints"),
     ({"edges": [["hip", "spine"], ["spine", "hip"], ["head", "arm"]]}, "edges", "do not form one tree"),
@@ -146,3 +147,20 @@ def test_layout_command(tmp_path):
     bad.write_text('joints = ["a", "b"]\nparents = ["a", "c"]\n')
     result = runner.invoke(main, ["layout", str(bad)])
     assert result.exit_code == 1 and result.output.strip() == f"error: {bad}: parents[1]: 'c' is not one of the joints"
+
+
+def test_models_build_their_graph_from_a_layout_file():
+    import torch
+
+    from trainer.models import build_model, graph
+
+    layout = load_layout(EXAMPLE)
+    torch.manual_seed(0)
+    model = build_model("stgcn", num_classes=3, layout=str(EXAMPLE))  # a path resolves like a name
+    expected = graph.stgcn_partitions(layout.edges, 13, layout.center)
+    assert torch.equal(next(b for n, b in model.named_buffers() if n.endswith(".A")), expected)
+    msg3d = build_model("msg3d", num_classes=3, layout=layout.to_dict())
+    scales = next(b for n, b in msg3d.named_buffers() if n.endswith("A_scales"))
+    one_hop = graph.k_hop(graph.binary_adjacency(layout.edges, 13), 1)
+    assert torch.equal(scales[13:26], graph.normalize_symmetric(one_hop))
+    assert build_model("dgstgcn", num_classes=3, layout=layout)(torch.zeros(1, 2, 8, 13, 3)).shape == (1, 3)
