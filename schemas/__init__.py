@@ -2,6 +2,6 @@
 
 Imports nothing heavy and nothing else of ours.
 """
-from schemas.layouts import LAYOUTS, Layout, get_layout
+from schemas.layouts import LAYOUTS, Layout, get_layout, load_layout, resolve_layout
 
-__all__ = ["LAYOUTS", "Layout", "get_layout"]
+__all__ = ["LAYOUTS", "Layout", "get_layout", "load_layout", "resolve_layout"]

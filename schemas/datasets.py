@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Callable, Mapping
@@ -44,20 +44,24 @@ class DatasetDef:
     protocols: dict[str, SplitRule]  # protocol -> the part a sample belongs to
     description: str = ""
     parts: tuple[str, ...] = ("train", "test")
+    protocol_parts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a protocol's own parts
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def parts_of(self, protocol: str) -> tuple[str, ...]:
+        return self.protocol_parts.get(protocol, self.parts)
+
     def split_columns(self) -> tuple[str, ...]:
-        return tuple(f"{p}_{part}" for p in self.protocols for part in self.parts)
+        return tuple(f"{p}_{part}" for p in self.protocols for part in self.parts_of(p))
 
     def split_flags(self, meta: Mapping) -> dict[str, bool]:
         """The boolean split columns of one sample."""
         flags = {}
         for protocol, rule in self.protocols.items():
             member = rule(meta)
-            flags |= {f"{protocol}_{part}": part == member for part in self.parts}
+            flags |= {f"{protocol}_{part}": part == member for part in self.parts_of(protocol)}
         return flags
 
 
@@ -226,6 +230,25 @@ def _babel(num_classes: int) -> DatasetDef:
         parts=("train", "val", "test"),
         description=f"BABEL-{num_classes} (AMASS mocap as NTU-25 joints): 150-frame chunks at 30 fps, long-tailed; "
                     "the test part is unlabelled (label -1).",
+    )
+
+
+GENERIC_PROTOCOL = "generic"
+PARTS = ("train", "val", "test")
+
+
+def generic_dataset(class_names, protocol_parts: Mapping[str, tuple[str, ...]], *, layout: str,
+                    name: str = "generic") -> DatasetDef:
+    """The dataset of ``convert generic``: classes from the labels; each protocol (the seeded ``generic`` split, or
+    the label file's split columns) has its parts, and a sample's metadata names its part of each under ``parts``
+    (``{"parts": {"generic": "train"}}``; a protocol missing there: the sample is in none of its parts)."""
+    return DatasetDef(
+        name=name,
+        layout=layout,
+        class_names=tuple(class_names),
+        protocols={p: (lambda meta, p=p: meta["parts"].get(p)) for p in protocol_parts},
+        protocol_parts={p: tuple(parts) for p, parts in protocol_parts.items()},
+        description="your own keypoints (skeltools convert generic)",
     )
 
 

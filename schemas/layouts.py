@@ -5,10 +5,18 @@ Every index is 0-based. ``bone_parents[v]`` is the joint that bone ``v`` hangs f
 which keeps the bone array the same shape as the joint array). ``edges`` are the undirected graph edges the
 models build their adjacency from, as ``(child, parent)`` pairs; ``edge_variants`` holds the other edge sets a
 reference codebase uses for the same layout (pyskl's NTU graph links the hand tips straight to the hands).
+
+Custom layouts are files (TOML or JSON) read by ``load_layout``; see ``Layout.from_dict`` for the keys. A store
+built with one records ``layout`` (its name) and ``layout_definition`` (``Layout.to_dict()``) in its attrs, so it
+is self-contained; ``layout_from_attrs`` reads either kind back.
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,11 @@ class Layout:
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
+
+    @property
+    def root(self) -> int:
+        """The joint that is its own bone parent (the first, should a malformed layout have several)."""
+        return next(v for v, p in enumerate(self.bone_parents) if v == p)
 
     @property
     def bone_pairs(self) -> tuple[tuple[int, int], ...]:
@@ -53,6 +66,122 @@ class Layout:
                 raise ValueError(f"layout {self.name}: an edge is out of range or a self-loop")
             if len({frozenset(e) for e in edges}) != v - 1 or not _connected(v, edges):
                 raise ValueError(f"layout {self.name}: graph edges do not form one tree over {v} joints")
+
+
+    def to_dict(self) -> dict[str, Any]:
+        """The layout as plain JSON/TOML values, joints by index; ``Layout.from_dict`` reads it back."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description,
+                               "joints": list(self.joint_names), "parents": list(self.bone_parents),
+                               "edges": [list(e) for e in self.edges], "center": self.center,
+                               "left_right": [list(p) for p in self.left_right]}
+        if self.edge_variants:
+            out["edge_variants"] = {k: [list(e) for e in v] for k, v in self.edge_variants.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "layout") -> "Layout":
+        """A layout from a mapping (a parsed layout file); errors name ``source`` and the key.
+
+        Keys: ``name`` (str), ``joints`` (list of unique names), ``parents`` (one per joint: a joint name or a
+        0-based index; the root is its own parent, or -1), and optionally ``edges`` (pairs of joints; default:
+        each joint to its parent), ``center`` (a joint; default: the root), ``left_right`` (pairs of joints),
+        ``description`` (str) and ``edge_variants`` (name -> edges). Joints may be named or indexed anywhere.
+        The parents must form one tree with exactly one root, and so must the edges.
+        """
+        def fail(key: str, problem: str) -> ValueError:
+            return ValueError(f"{source}: {key}: {problem}")
+
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{source}: expected a table of layout keys, got {type(d).__name__}")
+        unknown = sorted(set(d) - _KEYS)
+        if unknown:
+            raise fail(unknown[0], f"unknown key; known: {', '.join(sorted(_KEYS))}")
+        for key in ("name", "joints", "parents"):
+            if key not in d:
+                raise fail(key, "missing")
+        name = d["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise fail("name", f"expected a non-empty string, got {name!r}")
+        names = d["joints"]
+        if not isinstance(names, list) or not names:
+            raise fail("joints", "expected a non-empty list of joint names")
+        for i, n in enumerate(names):
+            if not isinstance(n, str) or not n.strip():
+                raise fail(f"joints[{i}]", f"expected a non-empty string, got {n!r}")
+            if n in names[:i]:
+                raise fail(f"joints[{i}]", f"{n!r} is not unique (also joints[{names.index(n)}])")
+        v = len(names)
+
+        def joint(value, key: str) -> int:
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise fail(key, f"expected a joint name or index, got {value!r}")
+            if isinstance(value, str):
+                if value not in names:
+                    raise fail(key, f"{value!r} is not one of the joints")
+                return names.index(value)
+            if not 0 <= value < v:
+                raise fail(key, f"index {value} is out of range 0..{v - 1}")
+            return value
+
+        def pairs(key: str, items) -> tuple[tuple[int, int], ...]:
+            if not isinstance(items, list):
+                raise fail(key, "expected a list of [joint, joint] pairs")
+            out = []
+            for i, pair in enumerate(items):
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise fail(f"{key}[{i}]", f"expected a pair [joint, joint], got {pair!r}")
+                a, b = (joint(x, f"{key}[{i}]") for x in pair)
+                if a == b:
+                    raise fail(f"{key}[{i}]", f"joins {names[a]!r} to itself")
+                out.append((a, b))
+            return tuple(out)
+
+        parents_in = d["parents"]
+        if not isinstance(parents_in, list) or len(parents_in) != v:
+            got = len(parents_in) if isinstance(parents_in, list) else type(parents_in).__name__
+            raise fail("parents", f"expected a list of {v} parents (one per joint), got {got}")
+        parents = tuple(i if p == -1 else joint(p, f"parents[{i}]") for i, p in enumerate(parents_in))
+        roots = [i for i, p in enumerate(parents) if p == i]
+        if len(roots) != 1:
+            raise fail("parents", f"expected exactly one root (a joint that is its own parent, or -1), found "
+                                  f"{len(roots)}" + (f": {', '.join(names[r] for r in roots)}" if roots else ""))
+        for i in range(v):  # every chain of parents must reach the root
+            seen, j = set(), i
+            while parents[j] != j:
+                if j in seen:
+                    raise fail("parents", f"joints {', '.join(sorted(names[k] for k in seen))} form a cycle, "
+                                          "not one tree")
+                seen.add(j)
+                j = parents[j]
+        def tree(key: str, items) -> tuple[tuple[int, int], ...]:
+            edges = pairs(key, items)
+            if len({frozenset(e) for e in edges}) != v - 1 or len(edges) != v - 1 or not _connected(v, edges):
+                raise fail(key, f"{len(edges)} edges do not form one tree over {v} joints (need {v - 1}, "
+                                "connected, no repeats)")
+            return edges
+
+        edges = tree("edges", d["edges"]) if "edges" in d else _edges_from_parents(parents)
+        center = joint(d["center"], "center") if "center" in d else roots[0]
+        left_right = pairs("left_right", d["left_right"]) if "left_right" in d else ()
+        sided = [j for p in left_right for j in p]
+        if len(set(sided)) != len(sided):
+            raise fail("left_right", "a joint is in more than one pair")
+        variants = d.get("edge_variants", {})
+        if not isinstance(variants, Mapping):
+            raise fail("edge_variants", "expected a table of name -> edges")
+        description = d.get("description", "")
+        if not isinstance(description, str):
+            raise fail("description", f"expected a string, got {description!r}")
+        layout = cls(name=name, joint_names=tuple(names), bone_parents=parents, edges=edges, center=center,
+                     left_right=left_right, description=description,
+                     edge_variants={k: tree(f"edge_variants.{k}", e) for k, e in variants.items()})
+        builtin = LAYOUTS.get(name)
+        if builtin is not None and layout != builtin:
+            raise fail("name", f"{name!r} is a built-in layout with another definition; choose another name")
+        return layout
+
+
+_KEYS = frozenset(("name", "description", "joints", "parents", "edges", "center", "left_right", "edge_variants"))
 
 
 def _connected(num_joints: int, edges) -> bool:
@@ -196,4 +325,63 @@ def get_layout(name: str) -> Layout:
     try:
         return LAYOUTS[name]
     except KeyError:
-        raise ValueError(f"unknown layout {name!r}; known: {', '.join(sorted(LAYOUTS))}") from None
+        raise ValueError(f"unknown layout {name!r}; known: {', '.join(sorted(LAYOUTS))}, or a .toml/.json "
+                         "layout file") from None
+
+
+LAYOUT_SUFFIXES = (".toml", ".json")
+
+
+def load_layout(path) -> Layout:
+    """A custom layout from a TOML or JSON file (keys: ``Layout.from_dict``); ``name`` defaults to the file stem."""
+    path = Path(path)
+    if path.suffix.lower() not in LAYOUT_SUFFIXES:
+        raise ValueError(f"{path}: a layout file must end in .toml or .json")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the layout file ({exc.strerror or exc})") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            doc = tomllib.loads(text)
+        else:
+            doc = json.loads(text)
+    except ValueError as exc:  # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors
+        raise ValueError(f"{path}: not valid {path.suffix[1:].upper()} ({exc})") from None
+    if isinstance(doc, dict):
+        doc.setdefault("name", path.stem)
+    return Layout.from_dict(doc, str(path))
+
+
+def resolve_layout(spec) -> Layout:
+    """A ``Layout`` from a built-in name, a .toml/.json layout file, a ``Layout.to_dict()`` mapping or a Layout."""
+    if isinstance(spec, Layout):
+        return spec
+    if isinstance(spec, Mapping):
+        return Layout.from_dict(spec)
+    if isinstance(spec, str) and spec in LAYOUTS:
+        return LAYOUTS[spec]
+    if isinstance(spec, (str, os.PathLike)) and (Path(spec).suffix.lower() in LAYOUT_SUFFIXES or Path(spec).exists()):
+        return load_layout(spec)
+    return get_layout(str(spec))
+
+
+def layout_attrs(layout: Layout) -> dict[str, Any]:
+    """What a store's attrs (or a run's ``run.json``) record of a layout: its name, and for a custom layout its
+    whole definition as ``layout_definition``."""
+    if LAYOUTS.get(layout.name) == layout:
+        return {"layout": layout.name}
+    return {"layout": layout.name, "layout_definition": layout.to_dict()}
+
+
+def layout_from_attrs(attrs: Mapping[str, Any]) -> Layout:
+    """The layout recorded by ``layout_attrs``: ``layout_definition`` when present, else the built-in ``layout``."""
+    definition = attrs.get("layout_definition")
+    if definition is None:
+        return get_layout(attrs["layout"])
+    layout = Layout.from_dict(definition, "layout_definition")
+    if layout.name != attrs.get("layout"):
+        raise ValueError(f"layout_definition is named {layout.name!r}, but layout is {attrs.get('layout')!r}")
+    return layout

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from schemas.layouts import layout_from_attrs
+
 SCHEMA_VERSION = 1
 FRAME_DIMS = ("frame", "person", "joint", "coord")
 CHUNK_FRAMES = 128
@@ -37,7 +39,7 @@ REQUIRED_ARRAYS = ("joint", "offsets")
 ATTRS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "schema": (int, "store schema version"),
     "dataset": (str, "dataset definition name (schemas.datasets), or a free name"),
-    "layout": (str, "joint layout name (schemas.layouts)"),
+    "layout": (str, "joint layout name (schemas.layouts; a custom one also has layout_definition)"),
     "coords": (str, "xyz | xy | xyc (2D with confidence as the third channel)"),
     "persons": (int, "M, person slots per frame"),
     "num_samples": (int, "N"),
@@ -49,10 +51,15 @@ ATTRS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "created": (str, "ISO 8601 UTC time of conversion"),
     "skeltools_version": (str, "version that wrote the store"),
 }
+# Attrs some stores have: key -> (python type, meaning).
+OPTIONAL_ATTRS: dict[str, tuple[type, str]] = {
+    "layout_definition": (dict, "a custom layout's whole definition (schemas.layouts.Layout.to_dict())"),
+}
 
 # The attrs that say how every sample was made (vs. counts and provenance): a training run copies them into its
 # run.json, so that raw inputs can be preprocessed the same way without the store.
-SAMPLE_ATTRS = ("dataset", "source", "layout", "coords", "persons", "preset", "preprocessing", "class_names")
+SAMPLE_ATTRS = ("dataset", "source", "layout", "layout_definition", "coords", "persons", "preset", "preprocessing",
+                "class_names")
 
 # Index columns every store has: name -> pyarrow type name.
 INDEX_COLUMNS = {"sample_id": "string", "label": "int16", "length": "int32", "n_persons": "int8"}
@@ -61,6 +68,7 @@ SOURCE_COLUMNS = {
     "ntu": {"setup": "int16", "camera": "int8", "subject": "int16", "replication": "int8", "action": "int16"},
     "babel": {"seg_id": "string", "sid": "int32", "chunk_n": "int16", "anntr_id": "string", "split": "string"},
     "smarthome": {"activity": "string", "subject": "int16", "repetition": "int16", "video": "int16", "camera": "int8"},
+    "generic": {},
 }
 SPLIT_COLUMN_TYPE = "bool"
 
@@ -86,6 +94,18 @@ def validate(attrs: Mapping[str, Any], arrays: Mapping[str, tuple[tuple[int, ...
             problems.append(f"attrs: missing {key!r}")
         elif not isinstance(attrs[key], kind):
             problems.append(f"attrs: {key!r} should be {kind.__name__}, is {type(attrs[key]).__name__}")
+    for key, (kind, _) in OPTIONAL_ATTRS.items():
+        if key in attrs and not isinstance(attrs[key], kind):
+            problems.append(f"attrs: {key!r} should be {kind.__name__}, is {type(attrs[key]).__name__}")
+    if isinstance(attrs.get("layout"), str) and isinstance(attrs.get("layout_definition", {}), dict):
+        try:
+            num_joints = layout_from_attrs(attrs).num_joints
+        except ValueError as exc:
+            problems.append(f"attrs: {exc}")
+        else:
+            shape = arrays.get("joint", ((),))[0]
+            if len(shape) == 4 and shape[2] != num_joints:
+                problems.append(f"array 'joint': {shape[2]} joints, layout {attrs['layout']!r} has {num_joints}")
     if attrs.get("schema") not in (None, SCHEMA_VERSION):
         problems.append(f"attrs: schema {attrs.get('schema')} is not supported (this version reads {SCHEMA_VERSION})")
     if attrs.get("coords") is not None and attrs.get("coords") not in COORDS:

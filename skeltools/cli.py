@@ -197,6 +197,62 @@ def convert_smarthome_cmd(pose_dirs, output, dataset, fmt, coords, run, log) -> 
     return convert_smarthome(pose_dirs, output, dataset=dataset, fmt=fmt, coords=coords, log=log, **run)
 
 
+@convert.command("generic")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--layout", "layout", required=True, metavar="NAME|FILE",
+              help="Joint layout: a built-in name (ntu25, coco17, ...) or a .toml/.json layout file.")
+@click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with header sample_id,label[,split column...], or JSON {sample_id: label}.")
+@click.option("--axes", type=click.Choice(["TVC", "TMVC", "MTVC"]), default=None,
+              help="Axis order of the .npy/.npz arrays (T frames, M persons, V joints, C channels); CSV needs none.")
+@click.option("--coords", type=click.Choice(["xyz", "xy", "xyc"]), default="xyz", show_default=True,
+              help="Channels: 3D, 2D, or 2D with a confidence score.")
+@click.option("--npz-key", default=None, help="Array to read from each .npz (default: its only array).")
+@click.option("--class-names", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Class names, one per line, in label order (default: from the labels).")
+@click.option("--split-ratio", type=float, default=None,
+              help="Add the seeded generic_train/generic_test split with this share of each class in train "
+                   "(default 0.8 when the label file has no split columns).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
+@click.option("--max-persons", type=int, default=None, help="Person slots M (default: the most in any file).")
+@click.option("--dataset", default="generic", show_default=True, help="Dataset name recorded in the store.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
+@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def convert_generic_cmd(inputs, output, layout, labels, axes, coords, npz_key, class_names, split_ratio, seed,
+                        max_persons, dataset, workers, keep_going, overwrite, quiet) -> None:
+    """Convert your own keypoints: one .npy/.npz/.csv file per sample (sample id = file stem), plus labels.
+
+    \b
+    Arrays: axis order given by --axes (TVC, TMVC or MTVC). CSV: one row per keypoint with the header
+    frame,person,joint,<channel>... (e.g. frame,person,joint,x,y,z); frame and person 0-based, joint an index or
+    a joint name; keypoints without a row are 0.
+    Labels: all integers -> 0-based classes "0".."K-1"; otherwise class names, sorted. Split columns: a column
+    {protocol}_{train|val|test} holds 1/0/true/false/yes/no; any other column is a protocol holding
+    train/val/test. Without split columns, a seeded per-class split gives generic_train / generic_test
+    (train with --split generic).
+
+    \b
+    Example:
+      skeltools synth generic raw/ --samples 60 --upper-body
+      skeltools convert generic raw/keypoints -o mine.zarr --layout examples/upper_body13.toml \\
+          --axes TMVC --labels raw/labels.csv --split-ratio 0.8
+    """
+    from skeltools.convert_generic import convert_generic
+
+    names = None
+    if class_names is not None:
+        names = [line.strip() for line in class_names.read_text(encoding="utf-8").splitlines() if line.strip()]
+    t0 = time.perf_counter()
+    report = convert_generic(inputs, output, layout=layout, labels=labels, axes=axes, coords=coords, npz_key=npz_key,
+                             class_names=names, split_ratio=split_ratio, seed=seed, max_persons=max_persons,
+                             dataset=dataset, workers=workers, keep_going=keep_going, overwrite=overwrite,
+                             progress=not quiet, log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
+    _summary(output, report, time.perf_counter() - t0)
+
+
 @convert.command("babel")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
@@ -312,6 +368,65 @@ def synth_babel_cmd(out_dir, sequences, seed) -> None:
 
     paths = write_babel_corpus(out_dir, sequences, seed)
     click.echo(f"{out_dir}: {sequences} sequences; " + ", ".join(f"{k} {v}" for k, v in paths.items()))
+
+
+@synth.command("generic")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--samples", type=int, default=60, show_default=True, help="Number of keypoint files.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["npy", "npz", "csv"]), default="npy", show_default=True)
+@click.option("--axes", type=click.Choice(["TVC", "TMVC", "MTVC"]), default="TMVC", show_default=True,
+              help="Axis order of the arrays (TVC: the first performer only).")
+@click.option("--upper-body", is_flag=True, help="The 13 joints of examples/upper_body13.toml instead of NTU-25.")
+@click.option("--classes", type=int, default=3, show_default=True, help="Number of action classes.")
+def synth_generic_cmd(out_dir, samples, seed, fmt, axes, upper_body, classes) -> None:
+    """Write inputs for convert generic: OUT_DIR/keypoints/clipNNNN.{npy,npz,csv} and OUT_DIR/labels.csv.
+
+    \b
+    Example:
+      skeltools synth generic raw/ --samples 60 --upper-body
+      skeltools convert generic raw/keypoints -o mine.zarr --layout examples/upper_body13.toml \\
+          --axes TMVC --labels raw/labels.csv
+    """
+    from skeltools.synth_sets import UPPER_BODY13_FROM_NTU, write_generic_corpus
+
+    paths = write_generic_corpus(out_dir, samples, seed, fmt=fmt, axes=axes, num_classes=classes,
+                                 joints=UPPER_BODY13_FROM_NTU if upper_body else None)
+    click.echo(f"{out_dir}: {len(paths)} {fmt} files ({axes}, {'upper_body13' if upper_body else 'ntu25'} joints) "
+               f"and labels.csv")
+
+
+@main.command()
+@click.argument("layout", required=False, metavar="[NAME|FILE]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the layout's definition as JSON (a starting point for your own layout file).")
+def layout(layout, output) -> None:
+    """List the built-in joint layouts, or check and describe one (a name or a .toml/.json layout file).
+
+    \b
+    Example:
+      skeltools layout
+      skeltools layout examples/upper_body13.toml
+      skeltools layout coco17 -o my_layout.json
+    """
+    import json
+
+    from schemas.layouts import LAYOUTS, resolve_layout
+
+    if layout is None:
+        for name, item in LAYOUTS.items():
+            click.echo(f"{name:12s} {item.num_joints:3d} joints  {item.description}")
+        return
+    item = resolve_layout(layout)
+    item.check()
+    names = item.joint_names
+    click.echo(f"{item.name}: {item.num_joints} joints, root {names[item.root]}, centre {names[item.center]}"
+               + (f"  ({item.description})" if item.description else ""))
+    for v, (name, parent) in enumerate(zip(names, item.bone_parents)):
+        click.echo(f"  {v:3d} {name:20s} <- {names[parent] if parent != v else '(root)'}")
+    if output is not None:
+        output.write_text(json.dumps(item.to_dict(), indent=1) + "\n")
+        click.echo(f"{output}: written")
 
 
 @main.command()

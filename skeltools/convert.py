@@ -124,19 +124,24 @@ def process_ntu_file(path: str, options: NtuOptions) -> tuple[FileResult, np.nda
         skel = read_skeleton(path)
     except SkeletonParseError as exc:
         return FileResult(path, sample_id, "failed", reason=str(exc), line=exc.line), None
-    nonfinite = ~np.isfinite(skel.xyz).all(axis=(1, 2))
-    if nonfinite.any():
-        skel.xyz[nonfinite] = 0.0  # a body-frame with NaN/inf is stored as zeros and counted
+    nonfinite = zero_nonfinite_bodies(skel.xyz)
     try:
         out = preprocess(skel, options.preset, dataset=options.dataset, align_spine=options.align_spine,
                          max_persons=options.max_persons)
     except EmptySkeletonError as exc:
-        return FileResult(path, sample_id, "skipped", reason=str(exc),
-                          nonfinite_body_frames=int(nonfinite.sum())), None
+        return FileResult(path, sample_id, "skipped", reason=str(exc), nonfinite_body_frames=nonfinite), None
     data = np.ascontiguousarray(out.data, dtype=np.float32)
     result = FileResult(path, sample_id, "ok", length=len(data), n_persons=int(out.n_persons),
-                        notes=list(out.notes), nonfinite_body_frames=int(nonfinite.sum()))
+                        notes=list(out.notes), nonfinite_body_frames=nonfinite)
     return result, data
+
+
+def zero_nonfinite_bodies(x: np.ndarray) -> int:
+    """Zero, in place, every body-frame (a ``(V, C)`` block over the last two axes of ``x``) holding NaN or inf;
+    return how many there were. The store keeps such body-frames as zeros and counts them in ``report.json``."""
+    bad = ~np.isfinite(x).all(axis=(-2, -1))
+    x[bad] = 0.0
+    return int(bad.sum())
 
 
 def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileResult], float]:

@@ -24,7 +24,8 @@ def describe_store(path) -> str:
         f"store       {store.path}  ({_disk_bytes(store.path) / 1e6:.1f} MB on disk, schema {a['schema']})",
         f"dataset     {a['dataset']}  ({len(a['class_names'])} classes, {len(np.unique(labels[labels >= 0]))} present)",
         f"source      {a['source']}, converted {a['created']} by skeltools {a['skeltools_version']}",
-        f"layout      {a['layout']}, coords {a['coords']}, {a['persons']} person slots",
+        f"layout      {a['layout']}" + (f" (custom, {store.layout.num_joints} joints)" if "layout_definition" in a
+                                        else "") + f", coords {a['coords']}, {a['persons']} person slots",
         f"preset      {a['preset']}: {a['preprocessing'].get('reference', '')}",
         f"samples     {len(store)}",
         f"frames      {int(lengths.sum())}  (per sample min {lengths.min()}, mean {lengths.mean():.1f}, "

@@ -23,7 +23,7 @@ from typing import Callable, Collection, Mapping, Sequence
 import numpy as np
 
 from schemas import store as schema
-from schemas.layouts import get_layout
+from schemas.layouts import layout_from_attrs
 from skeltools import kernels
 from skeltools.kernels import BONE, MOTION, PairRule
 
@@ -59,7 +59,7 @@ def parse_features(spec: str | Sequence[str], sep: str = "+") -> tuple[str, ...]
 def pair_rule(attrs: Mapping) -> PairRule:
     """The pair rule of a store from its attrs (layout and coords)."""
     coords = attrs["coords"]
-    return PairRule.make(get_layout(attrs["layout"]).bone_parents, schema.COORDS[coords], score=coords == "xyc")
+    return PairRule.make(layout_from_attrs(attrs).bone_parents, schema.COORDS[coords], score=coords == "xyc")
 
 
 @dataclass(frozen=True)

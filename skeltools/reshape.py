@@ -79,7 +79,7 @@ def subset_store(path, target, *, split: str | None = None, classes: Sequence[st
     return len(rows)
 
 
-_MUST_AGREE = ("layout", "coords", "persons", "class_names")
+_MUST_AGREE = ("layout", "layout_definition", "coords", "persons", "class_names")
 
 
 def merge_stores(paths: Sequence, target, *, overwrite: bool = False) -> int:

@@ -233,6 +233,13 @@ class SkeletonStore:
         return tuple(name for name in schema.MODALITIES if name in self._arrays or name in self._loaded)
 
     @property
+    def layout(self):
+        """The store's ``schemas.layouts.Layout``: built in by name, else its recorded ``layout_definition``."""
+        from schemas.layouts import layout_from_attrs
+
+        return layout_from_attrs(self.attrs)
+
+    @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 

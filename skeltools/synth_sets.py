@@ -6,12 +6,14 @@ detections, coordinate-major lists; mocap frame rates of 120/100/60/59.94 fps, B
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import numpy as np
 
-from schemas.datasets import SMARTHOME_CLASSES, babel_action_index, babel_sid_splits, smarthome_split_lists
+from schemas.datasets import (SMARTHOME_CLASSES, babel_action_index, babel_sid_splits, ntu_class_names,
+                              smarthome_split_lists)
 
 # LCR-Net 13 joints (native order, see schemas.layouts.SMARTHOME13) at rest, metres, y up, person at the origin.
 _LCR_REST = np.array([
@@ -138,3 +140,51 @@ def write_babel_corpus(out_dir, sequences: int, seed: int = 0, *, num_classes: i
         (out / "babel" / f"{split}.json").write_text(json.dumps(doc))
     (out / "featp_2_fps.json").write_text(json.dumps(fps_table))
     return {"babel_json": out / "babel", "joints": out / "joints", "fps_table": out / "featp_2_fps.json"}
+
+
+# NTU-25 joint of each joint of examples/upper_body13.toml: head, neck, spine (3), both arms (shoulder to hand).
+UPPER_BODY13_FROM_NTU = (3, 2, 20, 1, 0, 4, 5, 6, 7, 8, 9, 10, 11)
+
+
+def ntu_keypoints(sample) -> np.ndarray:
+    """A synthetic NTU sample's performers as ``(T, 2, 25, 3)`` float32, zeros where a performer is not seen."""
+    out = np.zeros((sample.num_frames, 2, 25, 3), np.float32)
+    actor = sample.actor >= 0
+    out[sample.frame[actor], sample.actor[actor]] = sample.xyz[actor]
+    return out
+
+
+def _write_keypoints(path: Path, data: np.ndarray, fmt: str, axes: str) -> Path:
+    """Save ``(T, M, V, C)`` ``data`` as ``path.{fmt}``: an array in ``axes`` order, or a long-format CSV."""
+    if fmt == "csv":
+        t, m, v = np.nonzero((data != 0).any(-1))
+        lines = ["frame,person,joint," + ",".join("xyzc"[:data.shape[-1]])]
+        lines += [f"{a},{b},{c}," + ",".join(f"{x:.9g}" for x in data[a, b, c]) for a, b, c in zip(t, m, v)]
+        out = path.with_suffix(".csv")
+        out.write_text("\n".join(lines) + "\n")
+        return out
+    array = {"TMVC": data, "MTVC": data.transpose(1, 0, 2, 3), "TVC": data[:, 0]}[axes]
+    out = path.with_suffix(f".{fmt}")
+    np.save(out, array) if fmt == "npy" else np.savez_compressed(out, keypoints=array)
+    return out
+
+
+def write_generic_corpus(out_dir, samples: int, seed: int = 0, *, fmt: str = "npy", axes: str = "TMVC",
+                         joints: tuple[int, ...] | None = None, num_classes: int = 3) -> list[Path]:
+    """Inputs of ``convert generic``: ``keypoints/clipNNNN.{npy,npz,csv}`` from the NTU synth (performers only,
+    ``joints``: the NTU-25 joints to keep, e.g. ``UPPER_BODY13_FROM_NTU``; all by default) and ``labels.csv``
+    (``sample_id,label`` with the NTU class names). ``TVC`` keeps the first performer only."""
+    from skeltools.synth import corpus_actions, generate_ntu_sample
+
+    out = Path(out_dir)
+    (out / "keypoints").mkdir(parents=True, exist_ok=True)
+    actions = corpus_actions(samples, num_classes)
+    paths, rows = [], [("sample_id", "label")]
+    for i, action in enumerate(actions):
+        sample = generate_ntu_sample(np.random.default_rng([seed, i]), action, noise_body_ratio=0.0)
+        data = ntu_keypoints(sample)[:, :, list(joints) if joints else slice(None)]
+        paths.append(_write_keypoints(out / "keypoints" / f"clip{i:04d}", data, fmt, axes))
+        rows.append((f"clip{i:04d}", ntu_class_names()[action - 1]))
+    with open(out / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    return paths

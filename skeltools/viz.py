@@ -69,7 +69,6 @@ def render_sample(store_path, sample: int | str, out, *, azimuth: float = 0.0, e
                   panels: int = 6, fps: int = 15) -> Path:
     """Draw sample ``sample`` (position or sample id) of a store to ``out``: ``.gif`` animates every frame,
     ``.png`` shows ``panels`` evenly spaced frames side by side."""
-    from schemas.layouts import get_layout
     from skeltools.store import SkeletonStore
 
     plt = require_matplotlib()
@@ -84,7 +83,7 @@ def render_sample(store_path, sample: int | str, out, *, azimuth: float = 0.0, e
     name = store.index.column("sample_id")[i].as_py()
     label = int(store.index.column("label")[i].as_py())
     title = f"{name}  " + (store.class_names[label] if label >= 0 else "unlabelled")
-    pairs = [(c, p) for c, p in get_layout(store.attrs["layout"]).bone_pairs if c != p]
+    pairs = [(c, p) for c, p in store.layout.bone_pairs if c != p]
     xy = project(data, store.attrs["coords"], azimuth, elevation)
     limits = _limits(xy)
     out = Path(out)

@@ -82,7 +82,7 @@ def test_official_split_sizes(ntu_fixtures, dataset, listing, expected):
 
 def test_store_schema_validate():
     attrs = {key: kind() if isinstance(kind, type) else kind[0]() for key, (kind, _) in schema.ATTRS.items()}
-    attrs |= {"schema": 1, "coords": "xyz", "persons": 2, "num_samples": 3}
+    attrs |= {"schema": 1, "layout": "ntu25", "coords": "xyz", "persons": 2, "num_samples": 3}
     arrays = {"joint": ((10, 2, 25, 3), "float32"), "offsets": ((4,), "int64"), "bone": ((10, 2, 25, 3), "float32")}
     columns = {"sample_id": "string", "label": "int16", "length": "int32", "n_persons": "int8"}
     assert schema.validate(attrs, arrays, columns, 3) == []

@@ -21,6 +21,7 @@ from trainer.recipes import Recipe
 
 def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
     """(run.json contents, recipe, model in eval mode with the checkpoint's weights)."""
+    from schemas.layouts import layout_from_attrs
     from trainer.models import build_model
 
     run_dir = Path(run_dir)
@@ -29,7 +30,7 @@ def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
             raise FileNotFoundError(f"{run_dir}: no {name}; is this a finished `skeltools train` run directory?")
     run = json.loads((run_dir / "run.json").read_text())
     recipe = Recipe.load(run_dir / "recipe.json")
-    model = build_model(run["arch"], num_classes=run["num_classes"], layout=run["layout"],
+    model = build_model(run["arch"], num_classes=run["num_classes"], layout=layout_from_attrs(run),
                         in_channels=run["in_channels"], num_persons=run["num_persons"], **run["model_kwargs"])
     state = torch.load(run_dir / checkpoint, map_location=device, weights_only=False)
     model.load_state_dict(state["model"])

@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from schemas.layouts import layout_attrs
 from schemas.store import SAMPLE_ATTRS
 from trainer.recipes import Recipe
 
@@ -311,7 +312,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         train_set, val_set, val_source = build_datasets(cfg, recipe, store)
         num_classes = len(store.class_names)
         torch.manual_seed(recipe.seed)
-        model = build_model(cfg.arch, num_classes=num_classes, layout=store.attrs["layout"],
+        model = build_model(cfg.arch, num_classes=num_classes, layout=store.layout,
                             in_channels=train_set.channels, num_persons=train_set.persons, **cfg.model_kwargs)
         heads_mu = getattr(model, "mu", None) if hasattr(model, "forward_heads") else None
         net: nn.Module = HeadsForward(model) if heads_mu is not None else model
@@ -339,7 +340,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
             if recipe.loss == "ce" else build_loss(recipe.loss, class_counts=class_counts)
 
         run = {"arch": cfg.arch, "store": str(Path(cfg.store).resolve()), "protocol": cfg.protocol,
-               "modality": cfg.modality, "layout": store.attrs["layout"], "dataset": store.attrs["dataset"],
+               "modality": cfg.modality, **layout_attrs(store.layout), "dataset": store.attrs["dataset"],
                "preset": store.attrs.get("preset"), "class_names": store.class_names, "num_classes": num_classes,
                "in_channels": train_set.channels, "num_persons": train_set.persons,
                "store_attrs": {k: store.attrs[k] for k in SAMPLE_ATTRS if k in store.attrs},

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from schemas.layouts import Layout, get_layout
+from schemas.layouts import Layout, resolve_layout
 
 from .dgstgcn import DGSTGCN
 from .dualhead import DualHead
@@ -62,10 +62,10 @@ def list_models(pattern: str = "*") -> list[str]:
 
 def build_model(name: str, *, num_classes: int, layout: str | Layout = "ntu25", in_channels: int = 3,
                 num_persons: int = 2, **overrides) -> nn.Module:
-    """Build the registered model ``name``; ``overrides`` go to its constructor (e.g. ``num_gcn_scales=8``)."""
+    """Build the registered model ``name``; ``overrides`` go to its constructor (e.g. ``num_gcn_scales=8``).
+    ``layout``: a Layout, a built-in name, a .toml/.json layout file or a ``Layout.to_dict()`` mapping."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    if isinstance(layout, str):
-        layout = get_layout(layout)
+    layout = resolve_layout(layout)
     return MODELS[name](layout, num_classes=num_classes, in_channels=in_channels, num_persons=num_persons,
                         **overrides)
