@@ -217,12 +217,9 @@ def convert_smarthome_cmd(pose_dirs, output, dataset, fmt, coords, run, log) -> 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
 @click.option("--max-persons", type=int, default=None, help="Person slots M (default: the most in any file).")
 @click.option("--dataset", default="generic", show_default=True, help="Dataset name recorded in the store.")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
-@click.option("--keep-going", is_flag=True, help="Publish the store even if some files failed (they are reported).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+@conversion_options
 def convert_generic_cmd(inputs, output, layout, labels, axes, coords, npz_key, class_names, split_ratio, seed,
-                        max_persons, dataset, workers, keep_going, overwrite, quiet) -> None:
+                        max_persons, dataset, run, log) -> dict:
     """Convert your own keypoints: one .npy/.npz/.csv file per sample (sample id = file stem), plus labels.
 
     \b
@@ -245,12 +242,9 @@ def convert_generic_cmd(inputs, output, layout, labels, axes, coords, npz_key, c
     names = None
     if class_names is not None:
         names = [line.strip() for line in class_names.read_text(encoding="utf-8").splitlines() if line.strip()]
-    t0 = time.perf_counter()
-    report = convert_generic(inputs, output, layout=layout, labels=labels, axes=axes, coords=coords, npz_key=npz_key,
-                             class_names=names, split_ratio=split_ratio, seed=seed, max_persons=max_persons,
-                             dataset=dataset, workers=workers, keep_going=keep_going, overwrite=overwrite,
-                             progress=not quiet, log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
-    _summary(output, report, time.perf_counter() - t0)
+    return convert_generic(inputs, output, layout=layout, labels=labels, axes=axes, coords=coords, npz_key=npz_key,
+                           class_names=names, split_ratio=split_ratio, seed=seed, max_persons=max_persons,
+                           dataset=dataset, log=log, **run)
 
 
 @convert.command("babel")

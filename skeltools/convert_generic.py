@@ -27,10 +27,11 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.datasets import GENERIC_PROTOCOL, PARTS, DatasetDef, generic_dataset
-from schemas.layouts import Layout, layout_attrs, resolve_layout
+from schemas.layouts import Layout, layout_attrs, layout_from_attrs, resolve_layout
 from skeltools.convert import (ConversionError, FileResult, build_index, file_row, find_skeleton_files,
                                run_conversion, zero_nonfinite_bodies)
 from skeltools.readers.generic import AXES, SUFFIXES, GenericInputError, keypoint_shape, read_keypoints
+from skeltools.store import SkeletonStore
 
 _PART_COLUMN = re.compile(r"^(?P<protocol>.+)_(?P<part>train|val|test)$")
 _TRUE, _FALSE = {"1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f", ""}
@@ -192,6 +193,13 @@ class GenericOptions:
     def frame_shape(self) -> tuple[int, int, int]:
         return (self.max_persons, len(self.layout["joints"]), schema.COORDS[self.coords])
 
+    @classmethod
+    def from_attrs(cls, attrs) -> "GenericOptions":
+        """The options that read the files of a store with these attrs (the inverse of ``store_attrs``)."""
+        info = attrs["preprocessing"]
+        return cls(layout=layout_from_attrs(attrs).to_dict(), axes=info["axes"], coords=attrs["coords"],
+                   max_persons=attrs["persons"], npz_key=info.get("npz_key"))
+
     def process(self, path: str) -> tuple[FileResult, np.ndarray | None]:
         return process_generic_file(path, self)
 
@@ -202,7 +210,8 @@ class GenericOptions:
     def store_attrs(self, spec) -> dict[str, Any]:
         return {**layout_attrs(Layout.from_dict(self.layout)), "coords": self.coords, "persons": self.max_persons,
                 "preset": "none",
-                "preprocessing": {"reference": "stored as read", "axes": self.axes, "split": self.split,
+                "preprocessing": {"reference": "stored as read", "axes": self.axes, "npz_key": self.npz_key,
+                                  "split": self.split,
                                   "steps": [f"{self.axes} arrays reordered to (T, M, V, C)",
                                             f"persons zero-filled to {self.max_persons} slots (a file with more "
                                             "keeps those present in the most frames)",
@@ -308,15 +317,14 @@ def _select(inputs: Sequence, labels_path: Path, layout: Layout, axes: str | Non
 def convert_generic(inputs: Sequence, output, *, layout, labels, axes: str | None = None, coords: str = "xyz",
                     npz_key: str | None = None, class_names: Sequence[str] | None = None,
                     split_ratio: float | None = None, seed: int = 0, max_persons: int | None = None,
-                    dataset: str = "generic", workers: int | None = None, keep_going: bool = False,
-                    overwrite: bool = False, shard_frames: int = schema.SHARD_FRAMES,
-                    chunk_frames: int = schema.CHUNK_FRAMES, progress: bool = True,
-                    log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+                    dataset: str = "generic", log: Callable[[str], None] = lambda _: None,
+                    **run) -> dict[str, Any]:
     """Convert per-sample keypoint files with a label file into a store at ``output``; return the report.
 
     ``layout``: a built-in name, a .toml/.json layout file, a mapping or a Layout. ``axes``: the arrays' axis
     order (``TVC``, ``TMVC``, ``MTVC``; not needed for CSV). ``split_ratio``: add the seeded ``generic`` split
-    (default 0.8 when the label file has no split columns).
+    (default 0.8 when the label file has no split columns). ``run``: the fields of ``convert.RunOptions``; when
+    appending, ``max_persons`` defaults to the store's.
     """
     if axes is not None and axes not in AXES:
         raise ConversionError(f"unknown axes {axes!r}; choose from {', '.join(AXES)}")
@@ -325,6 +333,8 @@ def convert_generic(inputs: Sequence, output, *, layout, labels, axes: str | Non
     if max_persons is not None and max_persons < 1:
         raise ConversionError(f"--max-persons must be at least 1, got {max_persons}")
     resolved = resolve_layout(layout)
+    if run.get("append") and max_persons is None and Path(output).exists():
+        max_persons = SkeletonStore.open(output).attrs["persons"]
 
     def select(workers: int):
         todo, results, spec, options = _select(inputs, Path(labels), resolved, axes, coords, npz_key, class_names,
@@ -333,5 +343,4 @@ def convert_generic(inputs: Sequence, output, *, layout, labels, axes: str | Non
             f"{options.max_persons} person slots) on {workers} worker(s)")
         return todo, results, spec, options, frozenset()
 
-    return run_conversion(select, inputs, output, workers=workers, keep_going=keep_going, overwrite=overwrite,
-                          shard_frames=shard_frames, chunk_frames=chunk_frames, progress=progress, log=log)
+    return run_conversion(select, inputs, output, log=log, **run)

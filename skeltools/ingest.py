@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from schemas.layouts import get_layout
+from schemas.layouts import layout_from_attrs
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,26 @@ def _frame_items(files: list[Path]) -> list:
     return frame_items(sorted(files))
 
 
+def _is_keypoint_file(path: Path) -> bool:
+    """A .npy/.npz array, or a CSV whose header starts ``frame,person,joint`` (not a label table)."""
+    from skeltools.readers.generic import CSV_INDEX_COLUMNS
+
+    if path.suffix == ".csv":
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return tuple(h.strip().lower() for h in f.readline().split(",")[:3]) == CSV_INDEX_COLUMNS
+    return path.suffix in (".npy", ".npz")
+
+
+def _generic_items(files: list[Path]) -> list[str]:
+    return [str(p) for p in sorted(files, key=lambda p: (p.stem, str(p)))]
+
+
+def _generic_options(attrs):
+    from skeltools.convert_generic import GenericOptions
+
+    return GenericOptions.from_attrs(attrs)
+
+
 INPUT_FORMATS: dict[str, InputFormat] = {f.source: f for f in (
     InputFormat("ntu-skeleton", "NTU RGB+D .skeleton files", lambda p: p.suffix == ".skeleton", _ntu_items,
                 _ntu_options),
@@ -70,8 +90,10 @@ INPUT_FORMATS: dict[str, InputFormat] = {f.source: f for f in (
                 lambda p: p.suffix == ".json" and "data" in _json_keys(p), _kinetics_items, _openpose_options),
     InputFormat("openpose-frames", "OpenPose per-frame JSON",
                 lambda p: p.suffix == ".json" and "people" in _json_keys(p), _frame_items, _openpose_options),
+    InputFormat("generic", "keypoint arrays (.npy, .npz, frame,person,joint CSV)", _is_keypoint_file,
+                _generic_items, _generic_options),
 )}
-_SUFFIXES = (".skeleton", ".json")
+_SUFFIXES = (".skeleton", ".json", ".npy", ".npz", ".csv")
 
 
 @dataclass
@@ -93,7 +115,7 @@ def _files(inputs: Sequence[Path]) -> list[Path]:
     for item in inputs:
         if item.is_dir():
             files.extend(p for p in sorted(item.rglob("*")) if p.is_file() and p.suffix in _SUFFIXES
-                         and not p.name.endswith("_label.json"))
+                         and not p.name.endswith("_label.json") and (p.suffix != ".csv" or _is_keypoint_file(p)))
         elif item.is_file():
             files.append(item)
         else:
@@ -107,7 +129,7 @@ def detect_format(inputs: Sequence) -> tuple[InputFormat, list[Path]]:
     files = _files(inputs)
     if not files:
         raise ValueError(f"{', '.join(map(str, inputs))}: no input files found (expected NTU .skeleton files, "
-                         f"OpenPose per-frame JSON, Kinetics-Skeleton JSON or a skeltools store)")
+                         f"OpenPose per-frame JSON, Kinetics-Skeleton JSON, keypoint arrays or a skeltools store)")
     # JSON folders are sniffed by their first file, .skeleton files by name alone (a video's frames share a format)
     first: dict[Path, InputFormat] = {}
     found: dict[str, list[Path]] = {}
@@ -116,7 +138,7 @@ def detect_format(inputs: Sequence) -> tuple[InputFormat, list[Path]]:
         fmt = fmt or next((x for x in INPUT_FORMATS.values() if x.sniff(f)), None)
         if fmt is None:
             raise ValueError(f"{f}: input format not recognised (expected NTU .skeleton files, OpenPose per-frame "
-                             f"JSON with 'people', Kinetics-Skeleton JSON with 'data', or a skeltools store)")
+                             f"JSON with 'people', Kinetics-Skeleton JSON with 'data', keypoint arrays or a store)")
         first.setdefault(f.parent, fmt)
         found.setdefault(fmt.source, []).append(f)
     if len(found) > 1:
@@ -130,7 +152,7 @@ def check_compatible(what: str, attrs: Mapping[str, Any], *, source: str | None 
                      num_joints: int | None = None) -> None:
     """Raise a clear error when data (raw files of format ``source``, or a store of ``layout``) cannot feed a
     model trained on a store with ``attrs``: another joint count, another layout, or raw data of another format."""
-    want = get_layout(attrs["layout"])
+    want = layout_from_attrs(attrs)
     if num_joints is not None and num_joints != want.num_joints:
         raise ValueError(f"{what}: {num_joints} joints per person, but the model was trained on layout "
                          f"{want.name} with {want.num_joints} joints")
@@ -184,4 +206,4 @@ def default_attrs(dataset: str) -> dict[str, Any]:
     else:
         raise ValueError(f"{dataset}: the default preprocessing is known for ntu60, ntu120 and kinetics400; "
                          f"give --store with a store converted like the checkpoint's training data instead")
-    return {k: attrs[k] for k in SAMPLE_ATTRS}
+    return {k: attrs[k] for k in SAMPLE_ATTRS if k in attrs}

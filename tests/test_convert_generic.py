@@ -2,6 +2,8 @@
 and a store with a custom layout through modalities, info, train and test."""
 from __future__ import annotations
 
+import csv
+
 import json
 from collections import Counter
 from pathlib import Path
@@ -209,6 +211,25 @@ def test_split_columns_from_the_label_file_and_train_split_name(tmp_path):
     assert (SkeletonStore.open(tmp_path / "c.zarr").rows("generic_train") == train).all()
 
 
+def test_append_equals_one_shot_of_the_union(tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("sample_id,label,fold\n" + "".join(f"c{i},{'ab'[i % 2]},{['train', 'test'][i % 3 == 0]}\n"
+                                                        for i in range(6)))
+    for name, ids in (("first", range(4)), ("second", range(4, 6)), ("all", range(6))):
+        (tmp_path / name).mkdir()
+        for i in ids:
+            np.save(tmp_path / name / f"c{i}.npy", coded(5 + i, 1 + i % 2) - i)
+    common = dict(layout=TINY, labels=labels, axes="TMVC", max_persons=2, workers=1, progress=False)
+    convert_generic([tmp_path / "all"], tmp_path / "one.zarr", **common)
+    convert_generic([tmp_path / "first"], tmp_path / "inc.zarr", **common)
+    report = convert_generic([tmp_path / "first", tmp_path / "second"], tmp_path / "inc.zarr", append=True, **common)
+    assert report["counts"]["converted"] == 2 and report["counts"]["duplicates"] == 4
+    one, inc = SkeletonStore.open(tmp_path / "one.zarr"), SkeletonStore.open(tmp_path / "inc.zarr")
+    np.testing.assert_array_equal(inc.array("joint")[:], one.array("joint")[:])
+    assert inc.index.equals(one.index) and (inc.offsets == one.offsets).all()
+    assert inc.rows("fold_test").tolist() == [0, 3]
+
+
 def test_bad_files_are_per_file_errors(tmp_path):
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -312,6 +333,20 @@ def test_train_and_test_on_a_custom_layout(upper_store, tmp_path, arch):
     assert result.exit_code == 0, result.output
     report = json.loads((out / "test.json").read_text())
     assert report["num_samples"] == 6 and 0 <= report["top1"] <= 1
+
+    # predict on the raw keypoint files (label table beside them ignored) = predict on their converted store
+    from trainer.predict import load_predictor, predict_store
+
+    store = SkeletonStore.open(upper_store)
+    expected = predict_store(load_predictor(out), store, log=lambda _: None)
+    result = runner.invoke(main, ["predict", str(out), str(upper_store.parent / "raw"), "--top-k", "3",
+                                  "-o", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "p.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["rank"] == "1"]
+    assert [r["sample"] for r in rows] == expected.sample_ids and len(rows) == 24
+    np.testing.assert_allclose([float(r["prob"]) for r in rows], expected.probs.max(1), atol=2e-6)
+    assert [int(r["end"]) for r in rows] == store.lengths.tolist()
 
 
 def test_merge_refuses_another_definition_under_the_same_layout_name(tmp_path):
