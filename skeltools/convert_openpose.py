@@ -71,7 +71,7 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
     try:
         if options.format == "kinetics":
             video = read_kinetics_video(item.files[0], v)
-            numbers, people = video.frame_index, video.people
+            numbers, people = video.frame_index, video.frames
             label = label if label is not None else video.label_index
         else:
             numbers, people = item.numbers, [read_openpose_frame(f, v) for f in item.files]
@@ -81,7 +81,7 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
         frames = timeline(numbers, people, v)
     except OpenPoseError as exc:
         return FileResult(item.key, item.sample_id, "failed", reason=f"{item.key}: {exc}"), None
-    empty = sum(len(p) == 0 for p in frames)
+    empty = int((frames.counts == 0).sum())
     if empty == len(frames):
         return FileResult(item.key, item.sample_id, "skipped", reason="no person in any frame"), None
     select = select_tracked if options.persons == "track" else select_stgcn
