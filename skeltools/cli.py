@@ -107,7 +107,9 @@ def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, workers, exc
 @click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",
               help="Frame size in pixels: x, y are divided by it first (needed for frames with --normalize stgcn).")
 @click.option("--flip-y", is_flag=True, help="Negate y after normalizing (the 2s-AGCN / MS-G3D Kinetics data).")
-@click.option("--as-coco18", is_flag=True, help="Store BODY_25 keypoints as COCO-18 (drop MidHip and the feet).")
+@click.option("--as-coco18", is_flag=True,
+              help="Store BODY_25 or BODY_25B keypoints as COCO-18 (joints by name; BODY_25B's neck: the shoulders' "
+                   "midpoint).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all cores).")
 @click.option("--keep-going", is_flag=True, help="Publish the store even if some videos failed (they are reported).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at OUTPUT.")

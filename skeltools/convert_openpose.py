@@ -18,11 +18,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from schemas import store as schema
-from schemas.layouts import BODY25_TO_COCO18
+from schemas.layouts import TO_COCO18
 from skeltools.convert import ConversionError, FileResult, Target, _Executor, _process_and_write
-from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, parse_label, read_kinetics_video,
-                                        read_openpose_frame, select_stgcn, select_tracked, split_frame_name,
-                                        normalize_stgcn, timeline)
+from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
+                                        read_kinetics_video, read_openpose_frame, select_stgcn, select_tracked,
+                                        split_frame_name, timeline)
 from skeltools.store import StoreError
 
 FORMATS = ("frames", "kinetics")
@@ -87,7 +87,7 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
     select = select_tracked if options.persons == "track" else select_stgcn
     data = select(frames, options.max_persons)
     if options.as_coco18:
-        data = data[:, :, BODY25_TO_COCO18]
+        data = map_joints(data, TO_COCO18[options.model])
     if options.normalize == "stgcn":
         size = (options.image_width, options.image_height) if options.image_width else None
         data = normalize_stgcn(data, size, options.flip_y)
@@ -224,8 +224,8 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
             raise ConversionError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
     if format == "kinetics" and model != "coco18":
         raise ConversionError("Kinetics-Skeleton files hold COCO-18 joints: use --model coco18")
-    if as_coco18 and model != "body25":
-        raise ConversionError("--as-coco18 maps BODY_25 output only (use --model body25)")
+    if as_coco18 and model not in TO_COCO18:
+        raise ConversionError("--as-coco18 maps BODY_25 or BODY_25B output (use --model body25 or body25b)")
     if format == "frames" and normalize == "stgcn" and image_size is None:
         raise ConversionError("OpenPose frames are in pixels: give --image-size W H, or --normalize none")
     spec = get_dataset(dataset) if dataset else None
@@ -273,8 +273,17 @@ def describe(options: OpenPoseOptions) -> dict[str, Any]:
     reference = {"track": "skeltools person tracking", "stgcn": "st-gcn feeder_kinetics"}[options.persons]
     return {"reference": f"{reference}, {options.normalize} normalization", "persons": persons, "max_persons": options.max_persons, "normalize": normalize, "image_size": size,
             "flip_y": options.flip_y, "model": options.model,
-            "joints": "BODY_25 mapped to COCO-18" if options.as_coco18 else options.model,
+            "joints": _joints(options),
             "time": "frame numbers minus the smallest (0- and 1-based alike); missing numbers are empty frames"}
+
+
+def _joints(options: OpenPoseOptions) -> str:
+    if not options.as_coco18:
+        return options.model
+    if options.model == "body25b":
+        return ("BODY_25B mapped to COCO-18 by joint name; neck: midpoint of the shoulders with the lower of their "
+                "scores, 0, 0, 0 where either shoulder is undetected")
+    return "BODY_25 mapped to COCO-18 by joint name"
 
 
 def _attrs(spec, options: OpenPoseOptions, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:

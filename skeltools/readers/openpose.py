@@ -525,6 +525,19 @@ def select_tracked(frames, max_persons: int, max_cost: float = 3.0) -> np.ndarra
     return _select_tracked(frames.points, frames.counts, max_persons, float(max_cost))
 
 
+def map_joints(data: np.ndarray, sources: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """``(..., V, 3) -> (..., len(sources), 3)``: joint j copied from joint ``sources[j][0]``, or, for a pair, their
+    midpoint (x, y averaged) with the lower of the two scores; a midpoint is ``0, 0, 0`` (undetected) when either
+    joint is undetected (score 0), since one joint alone does not place it."""
+    out = data[..., [s[0] for s in sources], :]
+    for j, pair in enumerate(sources):
+        if len(pair) == 2:
+            a, b = data[..., pair[0], :], data[..., pair[1], :]
+            mid = np.concatenate([(a[..., :2] + b[..., :2]) / 2, np.minimum(a[..., 2:], b[..., 2:])], axis=-1)
+            out[..., j, :] = np.where((a[..., 2:] > 0) & (b[..., 2:] > 0), mid, 0.0)
+    return out
+
+
 def normalize_stgcn(data: np.ndarray, image_size: tuple[float, float] | None = None, flip_y: bool = False) -> np.ndarray:
     """st-gcn: x, y in [0, 1] (pixels divided by ``image_size`` W, H when given) minus 0.5, zeroed where the score
     is 0; ``flip_y`` negates y as the 2s-AGCN / MS-G3D copies do. ``(..., 3)`` in, new array out."""
