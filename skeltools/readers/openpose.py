@@ -106,7 +106,11 @@ def read_openpose_frame(path, num_joints: int) -> np.ndarray:
 
     The numba scanner reads the common case; a file it refuses is read with ``json``, which also words the errors.
     """
-    raw = _read_bytes(path)
+    return parse_openpose_frame(_read_bytes(path), num_joints, path)
+
+
+def parse_openpose_frame(raw: bytes, num_joints: int, path="<bytes>") -> np.ndarray:
+    """:func:`read_openpose_frame` on a file's bytes; ``path`` names it in errors."""
     buf = np.frombuffer(raw, np.uint8)
     ok, count, *tape = jsonscan.scan(buf)
     if ok:
@@ -202,7 +206,11 @@ def read_kinetics_video(path, num_joints: int = 18) -> KineticsVideo:
 
     The numba scanner reads the common case; a file it refuses is read with ``json``, which also words the errors.
     """
-    raw = _read_bytes(path)
+    return parse_kinetics_video(_read_bytes(path), num_joints, path)
+
+
+def parse_kinetics_video(raw: bytes, num_joints: int = 18, path="<bytes>") -> KineticsVideo:
+    """:func:`read_kinetics_video` on a file's bytes; ``path`` names it in errors."""
     buf = np.frombuffer(raw, np.uint8)
     ok, count, *tape = jsonscan.scan(buf)
     if ok:
@@ -540,12 +548,27 @@ def map_joints(data: np.ndarray, sources: tuple[tuple[int, ...], ...]) -> np.nda
 
 def normalize_stgcn(data: np.ndarray, image_size: tuple[float, float] | None = None, flip_y: bool = False) -> np.ndarray:
     """st-gcn: x, y in [0, 1] (pixels divided by ``image_size`` W, H when given) minus 0.5, zeroed where the score
-    is 0; ``flip_y`` negates y as the 2s-AGCN / MS-G3D copies do. ``(..., 3)`` in, new array out."""
-    out = data.copy()
-    if image_size is not None:
-        out[..., :2] /= np.asarray(image_size, np.float32)
-    out[..., :2] -= 0.5
-    if flip_y:
-        out[..., 1] *= -1
-    out[..., :2] = np.where(out[..., 2:] != 0, out[..., :2], 0.0)
+    is 0; ``flip_y`` negates y as the 2s-AGCN / MS-G3D copies do. ``(..., 3)`` float32 in, new array out."""
+    data = np.ascontiguousarray(data, np.float32)
+    scale = np.asarray(image_size if image_size is not None else (1, 1), np.float32)
+    out = _normalize_stgcn(data.reshape(-1, 3), scale, image_size is not None, flip_y)
+    return out.reshape(data.shape)
+
+
+@njit(cache=True, nogil=True)
+def _normalize_stgcn(points, scale, divide, flip_y):
+    """The float32 operations of the numpy form, in the same order: ``(N, 3) -> (N, 3)``."""
+    out = np.empty_like(points)
+    half = np.float32(0.5)
+    for i in range(points.shape[0]):
+        x, y, score = points[i, 0], points[i, 1], points[i, 2]
+        if divide:
+            x, y = x / scale[0], y / scale[1]
+        x, y = x - half, y - half
+        if flip_y:
+            y = y * np.float32(-1.0)
+        seen = score != 0
+        out[i, 0] = x if seen else np.float32(0.0)
+        out[i, 1] = y if seen else np.float32(0.0)
+        out[i, 2] = score
     return out
