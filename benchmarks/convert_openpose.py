@@ -62,11 +62,10 @@ def _timed(func, items) -> float:
 
 def _parsers(fmt: str) -> dict:
     """Parse-only functions of one video, by name."""
-    from skeltools.readers.openpose import read_kinetics_video, read_openpose_frame
+    from skeltools.readers.openpose import read_kinetics_video, read_openpose_video
 
     def each_file(load):
-        return (lambda path: load(path)) if fmt == "kinetics" else (lambda folder: [load(f) for f in
-                                                                                     sorted(folder.glob("*.json"))])
+        return load if fmt == "kinetics" else (lambda folder: [load(f) for f in sorted(folder.glob("*.json"))])
 
     parsers = {"json.loads": each_file(lambda f: json.loads(f.read_bytes()))}
     try:
@@ -75,12 +74,12 @@ def _parsers(fmt: str) -> dict:
         parsers["orjson.loads"] = each_file(lambda f: orjson.loads(f.read_bytes()))
     except ImportError:
         pass
-    parsers["skeltools reader"] = each_file(read_kinetics_video if fmt == "kinetics" else
-                                            lambda f: read_openpose_frame(f, 18))
+    parsers["skeltools reader"] = (read_kinetics_video if fmt == "kinetics" else
+                                   lambda folder: read_openpose_video(sorted(folder.glob("*.json")), 18))
     return parsers
 
 
-def bench(fmt: str, videos: int, frames: int, workers: int, root: Path) -> tuple[dict, float]:
+def bench(fmt: str, videos: int, frames: int, workers: int, root: Path) -> tuple[dict, float, dict]:
     from skeltools.convert_openpose import (OpenPoseOptions, _json_files, frame_items, kinetics_items,
                                             convert_openpose, process_video)
     from skeltools.synth import write_openpose_corpus
@@ -106,7 +105,7 @@ def bench(fmt: str, videos: int, frames: int, workers: int, root: Path) -> tuple
                               progress=False, labels=[raw / "labels.csv"] if fmt == "frames" else ())
     timings[f"convert_openpose end to end, {workers} workers"] = time.perf_counter() - t0
     assert report["counts"]["converted"] == videos, report["counts"]
-    return timings, size / 1e6
+    return timings, size / 1e6, report["timings"]
 
 
 def main() -> None:
@@ -118,13 +117,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for fmt, videos in (("kinetics", args.videos), ("frames", args.frame_videos)):
-            timings, mb = bench(fmt, videos, args.frames, args.workers, Path(tmp))
+            timings, mb, phases = bench(fmt, videos, args.frames, args.workers, Path(tmp))
             base = timings["python json + loops (baseline)"]
             files = videos * (args.frames if fmt == "frames" else 1)
             print(f"{fmt}: {videos} videos, {files} files, {mb:.0f} MB of JSON")
             for name, seconds in timings.items():
                 print(f"  {name:44s} {videos / seconds:8.1f} videos/s {mb / seconds:7.1f} MB/s "
                       f"{1e3 * seconds / videos:7.2f} ms/video  {base / seconds:5.1f}x")
+            rest = phases["total_s"] - phases["process_wall_s"] - phases["write_wall_s"]
+            print(f"  end to end, wall: parse+track+normalize {phases['process_wall_s']:.2f} s, zarr write "
+                  f"{phases['write_wall_s']:.2f} s, listing/pool start/index/publish {rest:.2f} s")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from schemas import store as schema
 from schemas.layouts import TO_COCO18
 from skeltools.convert import ConversionError, FileResult, Target, _Executor, _process_and_write
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
-                                        read_kinetics_video, read_openpose_frame, select_stgcn, select_tracked,
+                                        read_kinetics_video, read_openpose_video, select_stgcn, select_tracked,
                                         split_frame_name, timeline)
 from skeltools.store import StoreError
 
@@ -74,7 +74,7 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
             numbers, people = video.frame_index, video.frames
             label = label if label is not None else video.label_index
         else:
-            numbers, people = item.numbers, [read_openpose_frame(f, v) for f in item.files]
+            numbers, people = item.numbers, read_openpose_video(item.files, v)
     except OpenPoseError as exc:  # the message names the file and the key
         return FileResult(item.key, item.sample_id, "failed", reason=str(exc)), None
     try:

@@ -269,3 +269,22 @@ def test_selection_kernels_match_numpy_reference():
                 expected = reference.select_tracked(frames, m), reference.select_stgcn(frames, m)
             assert np.array_equal(_bits(select_tracked(frames, m)), _bits(expected[0]))
             assert np.array_equal(_bits(select_stgcn(frames, m)), _bits(expected[1]))
+
+
+def test_video_of_frames_reads_fast_and_fallback_files_in_order(tmp_path):
+    from skeltools.readers.openpose import read_openpose_video
+
+    good = '{"people": [{"pose_keypoints_2d": [%s]}]}' % ",".join(["2.5"] * 54)
+    texts = [good, '{"people": []}', good.replace("2.5", "NaN", 1), good]  # the third goes through json
+    paths = []
+    for i, text in enumerate(texts):
+        paths.append(tmp_path / f"v_{i:012d}_keypoints.json")
+        paths[-1].write_text(text)
+    frames = read_openpose_video(paths, 18)
+    assert frames.counts.tolist() == [1, 0, 1, 1]
+    assert np.isnan(frames[2][0, 0, 0]) and (frames.points[[0, 2]] == 2.5).all()
+    paths[1].write_text('{"people": [1]}')
+    with pytest.raises(OpenPoseError, match=r"v_000000000001_keypoints.json: people\[0\] has no"):
+        read_openpose_video(paths + [tmp_path / "missing.json"], 18)  # the earlier bad file is reported first
+    with pytest.raises(OpenPoseError, match="missing.json: not readable JSON"):
+        read_openpose_video(paths[:1] + [tmp_path / "missing.json"], 18)

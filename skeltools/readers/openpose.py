@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from numba import njit
@@ -102,22 +103,60 @@ def _floats(path, key: str, values, length: int) -> np.ndarray:
 
 
 def read_openpose_frame(path, num_joints: int) -> np.ndarray:
-    """One OpenPose per-frame JSON -> people ``(P, V, 3)``; ``person_id`` is ignored (OpenPose writes -1).
+    """One OpenPose per-frame JSON -> people ``(P, V, 3)``; ``person_id`` is ignored (OpenPose writes -1)."""
+    return parse_openpose_frames([_read_bytes(path)], num_joints, [path])[0]
 
-    The numba scanner reads the common case; a file it refuses is read with ``json``, which also words the errors.
+
+def read_openpose_video(paths: Sequence, num_joints: int) -> Frames:
+    """The per-frame files of one video, in the given order -> their people; the first bad file raises."""
+    raws = []
+    for path in paths:
+        try:
+            raws.append(_read_bytes(path))
+        except OpenPoseError:
+            parse_openpose_frames(raws, num_joints, paths[:len(raws)])  # an earlier bad file is reported first
+            raise
+    return parse_openpose_frames(raws, num_joints, paths)
+
+
+def parse_openpose_frames(raws: Sequence[bytes], num_joints: int, paths: Sequence) -> Frames:
+    """Per-frame files' bytes -> their people; ``paths`` name them in errors.
+
+    One numba call scans all of them (see ``jsonscan``); a file it refuses is read with ``json``, which also words
+    the errors.
     """
-    return parse_openpose_frame(_read_bytes(path), num_joints, path)
+    bounds = np.cumsum([0] + [len(raw) for raw in raws])
+    found, counts, points = _frames_from_bytes(np.frombuffer(b"".join(raws), np.uint8), bounds, num_joints)
+    if found.all():
+        return Frames(points, counts)
+    people = list(Frames(points, counts))
+    for i in np.flatnonzero(~found):
+        people[i] = _frame_from_json(paths[i], _load(paths[i], raws[i]), num_joints)
+    return Frames.of(people, num_joints)
 
 
-def parse_openpose_frame(raw: bytes, num_joints: int, path="<bytes>") -> np.ndarray:
-    """:func:`read_openpose_frame` on a file's bytes; ``path`` names it in errors."""
-    buf = np.frombuffer(raw, np.uint8)
-    ok, count, *tape = jsonscan.scan(buf)
-    if ok:
-        found, people = _frame_from_tape(buf, count, *tape, num_joints)
-        if found:
-            return people
-    return _frame_from_json(path, _load(path, raw), num_joints)
+@njit(cache=True, nogil=True)
+def _frames_from_bytes(buf, bounds, num_joints):
+    """Files ``buf[bounds[i]:bounds[i + 1]]`` -> (read (F,) bool, people per file (F,), points (N, V, 3)); a file
+    not read has no people here."""
+    n_files = bounds.size - 1
+    found = np.zeros(n_files, np.bool_)
+    counts = np.zeros(n_files, np.int64)
+    parts = [np.zeros((0, num_joints, 3), np.float32)]
+    for i in range(n_files):
+        raw = buf[bounds[i]:bounds[i + 1]]
+        ok, count, kind, pos, stop, after, value, ival, flags = jsonscan.scan(raw)
+        if ok:
+            found[i], people = _frame_from_tape(raw, count, kind, pos, stop, after, value, ival, flags, num_joints)
+            if found[i]:
+                counts[i] = people.shape[0]
+                parts.append(people)
+    points = np.empty((counts.sum(), num_joints, 3), np.float32)
+    start = 0
+    for part in parts:
+        points[start:start + part.shape[0]] = part
+        start += part.shape[0]
+    return found, counts, points
 
 
 def _frame_from_json(path, doc: dict, num_joints: int) -> np.ndarray:
