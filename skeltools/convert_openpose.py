@@ -150,7 +150,7 @@ def _json_files(inputs: Sequence) -> list[Path]:
             files.append(item)
         else:
             raise ConversionError(f"{item}: no such file or folder")
-    return sorted(set(files))
+    return sorted(set(files), key=lambda p: p.parts)  # the order of Path comparison, without its cost
 
 
 def kinetics_items(files: list[Path]) -> list[VideoItem]:
