@@ -1,14 +1,16 @@
 """Benchmark: OpenPose per-frame JSON and Kinetics-Skeleton JSON -> store, against a plain-Python reader.
 
-Writes synthetic corpora of both formats (``skeltools.synth.write_openpose_corpus``), then prints videos/s and
-MB/s of JSON for:
+Writes synthetic corpora of both formats (``skeltools.synth.write_openpose_corpus``; NTU-synth motions with 1-3
+people, ``--frames`` frames per video), then prints, per format, videos/s and MB/s of JSON for:
   - the plain-Python baseline: ``json`` + Python loops filling the st-gcn ``(3, T, V, M)`` array per video (the
     style of st-gcn's ``feeder_kinetics.py``), one core, nothing written;
-  - ``convert_openpose`` end to end in this process (listing, parse, tracking, normalize, zarr write, index) on
+  - per core, in this process: parsing alone (stdlib ``json.loads``; orjson's ``loads`` when installed; our
+    reader, the numba scanner) and our parse + person tracking + normalization (``process_video``);
+  - ``convert_openpose`` end to end (listing, pool start, parse, tracking, normalize, zarr write, index) on
     ``--workers`` workers;
-and their ratio, measured in the same run.
+and the ratios to the baseline, all measured in the same run.
 
-    python benchmarks/convert_openpose.py --videos 200 --workers 2
+    python benchmarks/convert_openpose.py --videos 2000 --frames 300 --frame-videos 100 --workers 2
 """
 from __future__ import annotations
 
@@ -51,41 +53,80 @@ def python_frames(folder: Path, persons_in: int = 5) -> np.ndarray:
     return data
 
 
-def _size(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*.json"))
+def _timed(func, items) -> float:
+    t0 = time.perf_counter()
+    for item in items:
+        func(item)
+    return time.perf_counter() - t0
 
 
-def bench(fmt: str, videos: int, workers: int, root: Path) -> dict:
-    from skeltools.convert_openpose import convert_openpose
+def _parsers(fmt: str) -> dict:
+    """Parse-only functions of one video, by name."""
+    from skeltools.readers.openpose import read_kinetics_video, read_openpose_video
+
+    def each_file(load):
+        return load if fmt == "kinetics" else (lambda folder: [load(f) for f in sorted(folder.glob("*.json"))])
+
+    parsers = {"json.loads": each_file(lambda f: json.loads(f.read_bytes()))}
+    try:
+        import orjson
+
+        parsers["orjson.loads"] = each_file(lambda f: orjson.loads(f.read_bytes()))
+    except ImportError:
+        pass
+    parsers["skeltools reader"] = (read_kinetics_video if fmt == "kinetics" else
+                                   lambda folder: read_openpose_video(sorted(folder.glob("*.json")), 18))
+    return parsers
+
+
+def bench(fmt: str, videos: int, frames: int, workers: int, root: Path) -> tuple[dict, float, dict]:
+    from skeltools.convert_openpose import (OpenPoseOptions, _json_files, frame_items, kinetics_items,
+                                            convert_openpose, process_video)
     from skeltools.synth import write_openpose_corpus
 
     raw = root / fmt
-    paths = write_openpose_corpus(raw, videos, seed=0, format=fmt)
-    size = _size(raw)
-    reader = python_kinetics if fmt == "kinetics" else python_frames
     t0 = time.perf_counter()
-    for p in paths:
-        reader(p)
-    t_python = time.perf_counter() - t0
+    paths = write_openpose_corpus(raw, videos, seed=0, format=fmt, frames=frames)
+    print(f"{fmt}: wrote {videos} videos of {frames} frames in {time.perf_counter() - t0:.0f} s")
+    size = sum(p.stat().st_size for p in raw.rglob("*.json"))
+    image = (1920, 1080) if fmt == "frames" else None
+    timings = {"python json + loops (baseline)": _timed(python_kinetics if fmt == "kinetics" else python_frames,
+                                                        paths)}
+    for name, parse in _parsers(fmt).items():
+        parse(paths[0])  # numba: load the cached kernels before timing
+        timings[f"parse only: {name}"] = _timed(parse, paths)
+    files = _json_files([raw])
+    items = kinetics_items(files) if fmt == "kinetics" else frame_items([f for f in files if f.suffix == ".json"])
+    options = OpenPoseOptions(fmt, image_width=image[0] if image else 0.0, image_height=image[1] if image else 0.0)
+    process_video(items[0], options)
+    timings["skeltools parse + track + normalize"] = _timed(lambda item: process_video(item, options), items)
     t0 = time.perf_counter()
-    convert_openpose([raw], root / f"{fmt}.zarr", format=fmt, image_size=(1920, 1080) if fmt == "frames" else None,
-                     workers=workers, progress=False)
-    t_convert = time.perf_counter() - t0
-    return {"format": fmt, "videos": videos, "MB": size / 1e6, "python_s": t_python, "convert_s": t_convert}
+    report = convert_openpose([raw], root / f"{fmt}.zarr", format=fmt, image_size=image, workers=workers,
+                              progress=False, labels=[raw / "labels.csv"] if fmt == "frames" else ())
+    timings[f"convert_openpose end to end, {workers} workers"] = time.perf_counter() - t0
+    assert report["counts"]["converted"] == videos, report["counts"]
+    return timings, size / 1e6, report["timings"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=200)
+    parser.add_argument("--videos", type=int, default=2000, help="Kinetics-Skeleton videos")
+    parser.add_argument("--frame-videos", type=int, default=100, help="per-frame videos (one file per frame)")
+    parser.add_argument("--frames", type=int, default=300, help="frames per video")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        for fmt in ("kinetics", "frames"):
-            r = bench(fmt, args.videos, args.workers, Path(tmp))
-            for name, seconds in (("python json + loops, 1 core", r["python_s"]),
-                                  (f"convert_openpose, {args.workers} workers", r["convert_s"])):
-                print(f"{fmt:8s} {name:32s} {r['videos'] / seconds:8.1f} videos/s {r['MB'] / seconds:7.1f} MB/s")
-            print(f"{fmt:8s} ratio {r['python_s'] / r['convert_s']:.1f}x  ({r['videos']} videos, {r['MB']:.0f} MB)")
+        for fmt, videos in (("kinetics", args.videos), ("frames", args.frame_videos)):
+            timings, mb, phases = bench(fmt, videos, args.frames, args.workers, Path(tmp))
+            base = timings["python json + loops (baseline)"]
+            files = videos * (args.frames if fmt == "frames" else 1)
+            print(f"{fmt}: {videos} videos, {files} files, {mb:.0f} MB of JSON")
+            for name, seconds in timings.items():
+                print(f"  {name:44s} {videos / seconds:8.1f} videos/s {mb / seconds:7.1f} MB/s "
+                      f"{1e3 * seconds / videos:7.2f} ms/video  {base / seconds:5.1f}x")
+            rest = phases["total_s"] - phases["process_wall_s"] - phases["write_wall_s"]
+            print(f"  end to end, wall: parse+track+normalize {phases['process_wall_s']:.2f} s, zarr write "
+                  f"{phases['write_wall_s']:.2f} s, listing/pool start/index/publish {rest:.2f} s")
 
 
 if __name__ == "__main__":

@@ -297,8 +297,6 @@ BODY25B = Layout(
     description="OpenPose BODY_25B; 2D, x, y and confidence. COCO-17 joints 0-16, then UpperNeck, HeadTop, feet.",
 )
 
-# BODY_25 index of each COCO-18 joint: drop MidHip (8) and the six foot points (19-24).
-BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 
 # --- LCR-Net 13 joints (Toyota Smarthome skeleton v1.1/v1.2), native order --------------------------------------
 # LCR-Net draws 10 bones (limbs plus the hip and shoulder cross-bars) and joins mid-hip, mid-shoulder and head
@@ -316,6 +314,29 @@ SMARTHOME13 = Layout(
     description="LCR-Net 13 joints (Toyota Smarthome pose v1.1/v1.2); 3D metres or 2D pixels of 640x480 video. "
                 "The 17-joint 2D keypoint npz variant is COCO-17 order and uses coco17.",
 )
+
+def canonical_joint_name(name: str) -> str:
+    """One spelling for the naming conventions: ``left_shoulder`` (COCO) and ``LShoulder`` (OpenPose) -> ``LShoulder``."""
+    if "_" not in name and not name.islower():
+        return name
+    return "".join({"left": "L", "right": "R"}.get(part, part.capitalize()) for part in name.split("_"))
+
+
+def joint_sources(source: Layout, target: Layout,
+                  midpoints: dict[str, tuple[str, str]] | None = None) -> tuple[tuple[int, ...], ...]:
+    """For each joint of ``target``: ``(i,)``, the ``source`` joint of the same name, or ``(i, j)``, the two source
+    joints whose midpoint stands in for it (``midpoints``: target name -> two source names)."""
+    index = {canonical_joint_name(n): i for i, n in enumerate(source.joint_names)}
+    out = []
+    for name in target.joint_names:
+        pair = (midpoints or {}).get(name)
+        names = pair if pair else (canonical_joint_name(name),)
+        missing = [n for n in names if canonical_joint_name(n) not in index]
+        if missing:
+            raise ValueError(f"layout {source.name} has no joint {missing[0]!r} for {target.name} joint {name!r}")
+        out.append(tuple(index[canonical_joint_name(n)] for n in names))
+    return tuple(out)
+
 
 LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, COCO18, COCO17, BODY25, BODY25B,
                                                                   SMARTHOME13)}
@@ -385,3 +406,14 @@ def layout_from_attrs(attrs: Mapping[str, Any]) -> Layout:
     if layout.name != attrs.get("layout"):
         raise ValueError(f"layout_definition is named {layout.name!r}, but layout is {attrs.get('layout')!r}")
     return layout
+
+
+# Source joints of COCO-18 in BODY_25 and BODY_25B output, so that it can feed COCO-18-trained models (see
+# ``skeltools.readers.openpose.map_joints``). BODY_25 drops MidHip (8) and the six foot points. BODY_25B has no neck:
+# the shoulders' midpoint stands in for it (its UpperNeck is a different, higher point), and HeadTop and the feet
+# are dropped.
+TO_COCO18: dict[str, tuple[tuple[int, ...], ...]] = {
+    "body25": joint_sources(BODY25, COCO18),
+    "body25b": joint_sources(BODY25B, COCO18, {"Neck": ("RShoulder", "LShoulder")}),
+}
+BODY25_TO_COCO18 = tuple(i for (i,) in TO_COCO18["body25"])  # BODY_25 index of each COCO-18 joint

@@ -153,7 +153,9 @@ def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, exclude_list
 @click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",
               help="Frame size in pixels: x, y are divided by it first (needed for frames with --normalize stgcn).")
 @click.option("--flip-y", is_flag=True, help="Negate y after normalizing (the 2s-AGCN / MS-G3D Kinetics data).")
-@click.option("--as-coco18", is_flag=True, help="Store BODY_25 keypoints as COCO-18 (drop MidHip and the feet).")
+@click.option("--as-coco18", is_flag=True,
+              help="Store BODY_25 or BODY_25B keypoints as COCO-18 (joints by name; BODY_25B's neck: the shoulders' "
+                   "midpoint).")
 @conversion_options
 def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, persons, max_persons, normalize, image_size,
                          flip_y, as_coco18, run, log) -> dict:

@@ -17,12 +17,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from schemas import store as schema
-from schemas.layouts import BODY25_TO_COCO18
+from schemas.layouts import TO_COCO18
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
                                make_executor)
-from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, parse_label, read_kinetics_video,
-                                        read_openpose_frame, select_stgcn, select_tracked, split_frame_name,
-                                        normalize_stgcn, timeline)
+from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
+                                        read_kinetics_video, read_openpose_video, select_stgcn, select_tracked,
+                                        split_frame_name, timeline)
 
 FORMATS = ("frames", "kinetics")
 PERSON_PRESETS = ("track", "stgcn")
@@ -67,7 +67,7 @@ class OpenPoseOptions:
         width, height = info.get("image_size") or (0.0, 0.0)
         return cls("kinetics" if attrs["source"] == "kinetics-skeleton" else "frames", info["model"], persons,
                    attrs["persons"], normalize, width, height, bool(info.get("flip_y")),
-                   attrs["layout"] == "coco18" and info["model"] == "body25")
+                   attrs["layout"] == "coco18" and info["model"] != "coco18")
 
     def process(self, item: VideoItem) -> tuple[FileResult, np.ndarray | None]:
         return process_video(item, self)
@@ -80,23 +80,23 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
     try:
         if options.format == "kinetics":
             video = read_kinetics_video(item.files[0], v)
-            numbers, people = video.frame_index, video.people
+            numbers, people = video.frame_index, video.frames
             label = label if label is not None else video.label_index
         else:
-            numbers, people = item.numbers, [read_openpose_frame(f, v) for f in item.files]
+            numbers, people = item.numbers, read_openpose_video(item.files, v)
     except OpenPoseError as exc:  # the message names the file and the key
         return FileResult(item.key, item.sample_id, "failed", reason=str(exc)), None
     try:
         frames = timeline(numbers, people, v)
     except OpenPoseError as exc:
         return FileResult(item.key, item.sample_id, "failed", reason=f"{item.key}: {exc}"), None
-    empty = sum(len(p) == 0 for p in frames)
+    empty = int((frames.counts == 0).sum())
     if empty == len(frames):
         return FileResult(item.key, item.sample_id, "skipped", reason="no person in any frame"), None
     select = select_tracked if options.persons == "track" else select_stgcn
     data = select(frames, options.max_persons)
     if options.as_coco18:
-        data = data[:, :, BODY25_TO_COCO18]
+        data = map_joints(data, TO_COCO18[options.model])
     if options.normalize == "stgcn":
         size = (options.image_width, options.image_height) if options.image_width else None
         data = normalize_stgcn(data, size, options.flip_y)
@@ -159,7 +159,7 @@ def _json_files(inputs: Sequence) -> list[Path]:
             files.append(item)
         else:
             raise ConversionError(f"{item}: no such file or folder")
-    return sorted(set(files))
+    return sorted(set(files), key=lambda p: p.parts)  # the order of Path comparison, without its cost
 
 
 def kinetics_items(files: list[Path]) -> list[VideoItem]:
@@ -230,8 +230,8 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
             raise ConversionError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
     if format == "kinetics" and model != "coco18":
         raise ConversionError("Kinetics-Skeleton files hold COCO-18 joints: use --model coco18")
-    if as_coco18 and model != "body25":
-        raise ConversionError("--as-coco18 maps BODY_25 output only (use --model body25)")
+    if as_coco18 and model not in TO_COCO18:
+        raise ConversionError("--as-coco18 maps BODY_25 or BODY_25B output (use --model body25 or body25b)")
     if format == "frames" and normalize == "stgcn" and image_size is None:
         raise ConversionError("OpenPose frames are in pixels: give --image-size W H, or --normalize none")
     spec = get_dataset(dataset) if dataset else None
@@ -274,10 +274,19 @@ def describe(options: OpenPoseOptions) -> dict[str, Any]:
                           "the score is 0" + ("; y negated (2s-AGCN / MS-G3D)" if options.flip_y else ""),
                  "none": "coordinates as read"}[options.normalize]
     reference = {"track": "skeltools person tracking", "stgcn": "st-gcn feeder_kinetics"}[options.persons]
-    return {"reference": f"{reference}, {options.normalize} normalization", "persons": persons, "max_persons": options.max_persons, "normalize": normalize, "image_size": size,
-            "flip_y": options.flip_y, "model": options.model,
-            "joints": "BODY_25 mapped to COCO-18" if options.as_coco18 else options.model,
+    return {"reference": f"{reference}, {options.normalize} normalization", "persons": persons,
+            "max_persons": options.max_persons, "normalize": normalize, "image_size": size,
+            "flip_y": options.flip_y, "model": options.model, "joints": _joints(options),
             "time": "frame numbers minus the smallest (0- and 1-based alike); missing numbers are empty frames"}
+
+
+def _joints(options: OpenPoseOptions) -> str:
+    if not options.as_coco18:
+        return options.model
+    if options.model == "body25b":
+        return ("BODY_25B mapped to COCO-18 by joint name; neck: midpoint of the shoulders with the lower of their "
+                "scores, 0, 0, 0 where either shoulder is undetected")
+    return "BODY_25 mapped to COCO-18 by joint name"
 
 
 def _attrs(spec, options: OpenPoseOptions, num_samples: int, num_frames: int, version: str) -> dict[str, Any]:

@@ -757,8 +757,10 @@ def kinetics_json(frames: list[np.ndarray], label: str = "", label_index: int | 
 
 
 def write_openpose_corpus(out_dir: str | Path, samples: int, seed: int = 0, *, format: str = "frames",
-                          model: str = "coco18", num_classes: int | None = None) -> list[Path]:
-    """Write ``samples`` synthetic videos built from the NTU synth (learnable classes, label = action - 1).
+                          model: str = "coco18", num_classes: int | None = None,
+                          frames: int | None = None) -> list[Path]:
+    """Write ``samples`` synthetic videos built from the NTU synth (learnable classes, label = action - 1), each
+    ``frames`` long (default: the NTU synth's 50-110).
 
     ``frames``: ``NAME/NAME_<12-digit frame>_keypoints.json`` per video and ``labels.csv``; ``kinetics``:
     ``kinetics_{train,val}/NAME.json`` (every fifth video in val) and ``kinetics_{train,val}_label.json``.
@@ -772,11 +774,11 @@ def write_openpose_corpus(out_dir: str | Path, samples: int, seed: int = 0, *, f
     paths, labels = [], {"train": {}, "val": {}}
     for i, (name, action) in enumerate(zip(sample_names(actions), actions)):
         rng = np.random.default_rng([seed, i])
-        frames = openpose_people(generate_ntu_sample(rng, action, name=name), rng, model)
+        video = openpose_people(generate_ntu_sample(rng, action, name=name, frames=frames), rng, model)
         if format == "frames":
             folder = out / name
             folder.mkdir(parents=True, exist_ok=True)
-            for t, people in enumerate(frames):
+            for t, people in enumerate(video):
                 (folder / f"{name}_{t:012d}_keypoints.json").write_text(openpose_frame_json(people))
             labels["train"][name] = action - 1
             paths.append(folder)
@@ -786,7 +788,7 @@ def write_openpose_corpus(out_dir: str | Path, samples: int, seed: int = 0, *, f
             folder.mkdir(parents=True, exist_ok=True)
             class_name = ntu_class_names()[action - 1]
             path = folder / f"{name}.json"
-            path.write_text(kinetics_json(frames, class_name, action - 1))
+            path.write_text(kinetics_json(video, class_name, action - 1))
             labels[part][name] = {"has_skeleton": True, "label": class_name, "label_index": action - 1}
             paths.append(path)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,21 @@
 """OpenPose per-frame JSON and Kinetics-Skeleton JSON -> per-frame person arrays, person selection, normalization.
 
 Array conventions: one frame's people are ``(P, V, 3)`` float32 with channels x, y, confidence; a video's
-selected people are ``(T, M, V, 3)``. Undetected joints are ``0, 0, 0`` as OpenPose writes them.
+selected people are ``(T, M, V, 3)``; a video's frames before selection are :class:`Frames` (ragged). Undetected
+joints are ``0, 0, 0`` as OpenPose writes them. Files are read by the numba scanner of ``jsonscan`` with ``json`` as
+the fallback, person selection runs in serial numba kernels (safe in forked workers).
 """
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+from numba import njit
+
+from skeltools.readers import jsonscan
 
 POSE_KEYS = ("pose_keypoints_2d", "pose_keypoints")  # the second is the key before OpenPose 1.2 (Feb 2018)
 MODEL_JOINTS = {"coco18": 18, "body25": 25, "body25b": 25}
@@ -37,11 +42,50 @@ def split_frame_name(name: str) -> tuple[str, int]:
     return m.group(1), int(m.group(2))
 
 
-def _load(path) -> dict:
+@dataclass
+class Frames:
+    """The people of consecutive frames, ragged: ``points (N, V, 3)`` frame after frame, ``counts (T,)`` people in
+    each frame. ``frames[t]`` is frame t's ``(P, V, 3)``."""
+
+    points: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, people, num_joints: int | None = None) -> "Frames":
+        """From a list of per-frame ``(P, V, 3)`` arrays (``num_joints`` is needed only when it is empty)."""
+        if isinstance(people, Frames):
+            return people
+        v = people[0].shape[1] if len(people) else num_joints
+        points = np.concatenate(people) if len(people) else np.zeros((0, v, 3), np.float32)
+        return cls(np.ascontiguousarray(points, dtype=np.float32), np.array([len(p) for p in people], np.int64))
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum(self.counts)])
+
+    def __len__(self) -> int:
+        return len(self.counts)
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        starts = self.starts
+        return self.points[starts[t]:starts[t + 1]]
+
+    def __iter__(self):
+        return iter(np.split(self.points, np.cumsum(self.counts)[:-1]) if len(self.counts) else [])
+
+
+def _read_bytes(path) -> bytes:
     try:
         with open(path, "rb") as fh:
-            doc = json.loads(fh.read())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return fh.read()
+    except OSError as exc:
+        raise OpenPoseError(f"{path}: not readable JSON ({exc})") from None
+
+
+def _load(path, raw: bytes) -> dict:
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OpenPoseError(f"{path}: not readable JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise OpenPoseError(f"{path}: expected a JSON object at the top level")
@@ -60,7 +104,62 @@ def _floats(path, key: str, values, length: int) -> np.ndarray:
 
 def read_openpose_frame(path, num_joints: int) -> np.ndarray:
     """One OpenPose per-frame JSON -> people ``(P, V, 3)``; ``person_id`` is ignored (OpenPose writes -1)."""
-    doc = _load(path)
+    return parse_openpose_frames([_read_bytes(path)], num_joints, [path])[0]
+
+
+def read_openpose_video(paths: Sequence, num_joints: int) -> Frames:
+    """The per-frame files of one video, in the given order -> their people; the first bad file raises."""
+    raws = []
+    for path in paths:
+        try:
+            raws.append(_read_bytes(path))
+        except OpenPoseError:
+            parse_openpose_frames(raws, num_joints, paths[:len(raws)])  # an earlier bad file is reported first
+            raise
+    return parse_openpose_frames(raws, num_joints, paths)
+
+
+def parse_openpose_frames(raws: Sequence[bytes], num_joints: int, paths: Sequence) -> Frames:
+    """Per-frame files' bytes -> their people; ``paths`` name them in errors.
+
+    One numba call scans all of them (see ``jsonscan``); a file it refuses is read with ``json``, which also words
+    the errors.
+    """
+    bounds = np.cumsum([0] + [len(raw) for raw in raws])
+    found, counts, points = _frames_from_bytes(np.frombuffer(b"".join(raws), np.uint8), bounds, num_joints)
+    if found.all():
+        return Frames(points, counts)
+    people = list(Frames(points, counts))
+    for i in np.flatnonzero(~found):
+        people[i] = _frame_from_json(paths[i], _load(paths[i], raws[i]), num_joints)
+    return Frames.of(people, num_joints)
+
+
+@njit(cache=True, nogil=True)
+def _frames_from_bytes(buf, bounds, num_joints):
+    """Files ``buf[bounds[i]:bounds[i + 1]]`` -> (read (F,) bool, people per file (F,), points (N, V, 3)); a file
+    not read has no people here."""
+    n_files = bounds.size - 1
+    found = np.zeros(n_files, np.bool_)
+    counts = np.zeros(n_files, np.int64)
+    parts = [np.zeros((0, num_joints, 3), np.float32)]
+    for i in range(n_files):
+        raw = buf[bounds[i]:bounds[i + 1]]
+        ok, count, kind, pos, stop, after, value, ival, flags = jsonscan.scan(raw)
+        if ok:
+            found[i], people = _frame_from_tape(raw, count, kind, pos, stop, after, value, ival, flags, num_joints)
+            if found[i]:
+                counts[i] = people.shape[0]
+                parts.append(people)
+    points = np.empty((counts.sum(), num_joints, 3), np.float32)
+    start = 0
+    for part in parts:
+        points[start:start + part.shape[0]] = part
+        start += part.shape[0]
+    return found, counts, points
+
+
+def _frame_from_json(path, doc: dict, num_joints: int) -> np.ndarray:
     people = doc.get("people")
     if not isinstance(people, list):
         raise OpenPoseError(f"{path}: missing key 'people'")
@@ -79,16 +178,96 @@ def read_openpose_frame(path, num_joints: int) -> np.ndarray:
     return out
 
 
+_PEOPLE, _POSE_2D, _POSE_LEGACY = (jsonscan.key_bytes(k) for k in ("people", *POSE_KEYS))
+_DATA, _LABEL_INDEX, _FRAME_INDEX, _SKELETON, _POSE, _SCORE = (
+    jsonscan.key_bytes(k) for k in ("data", "label_index", "frame_index", "skeleton", "pose", "score"))
+
+
+@njit(cache=True, nogil=True)
+def _member(buf, kind, pos, stop, after, flags, obj, key):
+    """The value token of ``key`` in object token ``obj``: -1 if absent, -2 if given twice."""
+    found = -1
+    i = obj + 1
+    while i < after[obj]:
+        if jsonscan.is_key(buf, pos, stop, flags, i, key):
+            if found >= 0:
+                return -2
+            found = i + 1
+        i = after[i + 1]
+    return found
+
+
+@njit(cache=True, nogil=True)
+def _frame_from_tape(buf, count, kind, pos, stop, after, value, ival, flags, num_joints):
+    """A per-frame file's tape -> (found, people ``(P, V, 3)``); found is False when json must read it."""
+    empty = np.zeros((0, num_joints, 3), np.float32)
+    if count == 0 or kind[0] != jsonscan.OBJECT:
+        return False, empty
+    people = _member(buf, kind, pos, stop, after, flags, 0, _PEOPLE)
+    if people < 0 or kind[people] != jsonscan.ARRAY:
+        return False, empty
+    n = 0
+    i = people + 1
+    while i < after[people]:
+        n += 1
+        i = after[i]
+    out = np.empty((n, num_joints, 3), np.float32)
+    i = people + 1
+    for p in range(n):
+        if kind[i] != jsonscan.OBJECT:
+            return False, empty
+        values = _member(buf, kind, pos, stop, after, flags, i, _POSE_2D)
+        if values == -1:
+            values = _member(buf, kind, pos, stop, after, flags, i, _POSE_LEGACY)
+        if values < 0 or not jsonscan.exact_numbers(kind, after, flags, values, 3 * num_joints):
+            return False, empty
+        for j in range(num_joints):
+            for c in range(3):
+                out[p, j, c] = value[values + 1 + 3 * j + c]
+        i = after[i]
+    return True, out
+
+
 @dataclass
 class KineticsVideo:
     frame_index: np.ndarray  # (K,) int, as written
-    people: list[np.ndarray]  # K arrays (P_k, V, 3)
+    frames: Frames  # the K entries' people, in file order
     label_index: int | None  # None when absent or an empty string
+
+    @property
+    def people(self) -> list[np.ndarray]:
+        """Per entry ``(P_k, V, 3)``."""
+        return list(self.frames)
 
 
 def read_kinetics_video(path, num_joints: int = 18) -> KineticsVideo:
-    """One Kinetics-Skeleton JSON (``data[].frame_index``, ``data[].skeleton[].pose/score``)."""
-    doc = _load(path)
+    """One Kinetics-Skeleton JSON (``data[].frame_index``, ``data[].skeleton[].pose/score``).
+
+    The numba scanner reads the common case; a file it refuses is read with ``json``, which also words the errors.
+    """
+    return parse_kinetics_video(_read_bytes(path), num_joints, path)
+
+
+def parse_kinetics_video(raw: bytes, num_joints: int = 18, path="<bytes>") -> KineticsVideo:
+    """:func:`read_kinetics_video` on a file's bytes; ``path`` names it in errors."""
+    buf = np.frombuffer(raw, np.uint8)
+    ok, count, *tape = jsonscan.scan(buf)
+    if ok:
+        found, index, counts, points, label = _kinetics_from_tape(buf, count, *tape, num_joints)
+        if found:
+            text = json.loads(raw[label[0]:label[1]]) if label[0] >= 0 else None
+            return KineticsVideo(index, Frames(points, counts), _label(path, text))
+    return _kinetics_from_json(path, _load(path, raw), num_joints)
+
+
+def _label(path, value) -> int | None:
+    try:
+        return parse_label(value)
+    except ValueError as exc:
+        raise OpenPoseError(f"{path}: 'label_index': {exc}") from None
+
+
+def _kinetics_from_json(path, doc: dict, num_joints: int) -> KineticsVideo:
     data = doc.get("data")
     if not isinstance(data, list):
         raise OpenPoseError(f"{path}: missing key 'data'")
@@ -109,11 +288,61 @@ def read_kinetics_video(path, num_joints: int = 18) -> KineticsVideo:
             frame_people[p, :, 2] = _floats(path, f"{where}.score", skel["score"], num_joints)
         index.append(frame["frame_index"])
         people.append(frame_people)
-    try:
-        label = parse_label(doc.get("label_index"))
-    except ValueError as exc:
-        raise OpenPoseError(f"{path}: 'label_index': {exc}") from None
-    return KineticsVideo(np.asarray(index, dtype=np.int64), people, label)
+    label = _label(path, doc.get("label_index"))
+    return KineticsVideo(np.asarray(index, dtype=np.int64), Frames.of(people, num_joints), label)
+
+
+@njit(cache=True, nogil=True)
+def _kinetics_from_tape(buf, count, kind, pos, stop, after, value, ival, flags, num_joints):
+    """A Kinetics-Skeleton file's tape -> (found, frame_index (K,), people per entry (K,), points (N, V, 3),
+    (start, stop) of the label_index value or -1); found is False when json must read it."""
+    v = num_joints
+    label = np.full(2, -1, np.int64)
+    none = (False, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, v, 3), np.float32), label)
+    if count == 0 or kind[0] != jsonscan.OBJECT:
+        return none
+    data = _member(buf, kind, pos, stop, after, flags, 0, _DATA)
+    lab = _member(buf, kind, pos, stop, after, flags, 0, _LABEL_INDEX)
+    if data < 0 or kind[data] != jsonscan.ARRAY or lab == -2:
+        return none
+    if lab >= 0:
+        if kind[lab] == jsonscan.OBJECT or kind[lab] == jsonscan.ARRAY:
+            return none
+        label[0], label[1] = pos[lab], stop[lab]
+    index = np.empty(count, np.int64)
+    counts = np.empty(count, np.int64)
+    points = np.empty((count // (3 * v) + 1, v, 3), np.float32)
+    k = n = 0
+    f = data + 1
+    while f < after[data]:
+        if kind[f] != jsonscan.OBJECT:
+            return none
+        fi = _member(buf, kind, pos, stop, after, flags, f, _FRAME_INDEX)
+        sk = _member(buf, kind, pos, stop, after, flags, f, _SKELETON)
+        if (fi < 0 or sk < 0 or kind[fi] != jsonscan.NUMBER or flags[fi] & (jsonscan.INTEGER | jsonscan.EXACT)
+                != (jsonscan.INTEGER | jsonscan.EXACT) or kind[sk] != jsonscan.ARRAY):
+            return none
+        index[k] = ival[fi]
+        counts[k] = 0
+        s = sk + 1
+        while s < after[sk]:
+            if kind[s] != jsonscan.OBJECT:
+                return none
+            pose = _member(buf, kind, pos, stop, after, flags, s, _POSE)
+            score = _member(buf, kind, pos, stop, after, flags, s, _SCORE)
+            if (pose < 0 or score < 0 or not jsonscan.exact_numbers(kind, after, flags, pose, 2 * v)
+                    or not jsonscan.exact_numbers(kind, after, flags, score, v)):
+                return none
+            for j in range(v):
+                points[n, j, 0] = value[pose + 1 + 2 * j]
+                points[n, j, 1] = value[pose + 2 + 2 * j]
+                points[n, j, 2] = value[score + 1 + j]
+            n += 1
+            counts[k] += 1
+            s = after[s]
+        k += 1
+        f = after[f]
+    return True, index[:k].copy(), counts[:k].copy(), points[:n].copy(), label
 
 
 def parse_label(value) -> int | None:
@@ -127,129 +356,258 @@ def parse_label(value) -> int | None:
     raise ValueError(f"label {value!r} is not an integer")
 
 
-def timeline(numbers, people: list[np.ndarray], num_joints: int) -> list[np.ndarray]:
+
+def timeline(numbers, people, num_joints: int) -> Frames:
     """Place frames numbered ``numbers`` (any base, gaps allowed) on a time axis starting at the smallest number.
 
-    A number missing in between gives a frame with nobody, so 0-based and 1-based numbering both keep their first
-    frame and the spacing of the rest. A number given twice raises OpenPoseError.
+    ``people``: the numbered frames' people (a list of ``(P, V, 3)`` or :class:`Frames`). A number missing in
+    between gives a frame with nobody, so 0-based and 1-based numbering both keep their first frame and the
+    spacing of the rest. A number given twice raises OpenPoseError.
     """
+    frames = Frames.of(people, num_joints)
     numbers = np.asarray(numbers, dtype=np.int64)
     if len(numbers) == 0:
-        return []
+        return Frames(frames.points[:0], np.zeros(0, np.int64))
     t = numbers - numbers.min()
     counts = np.bincount(t)
     if (counts > 1).any():
         raise OpenPoseError(f"frame number {int(numbers.min() + np.argmax(counts > 1))} appears twice")
-    out = [np.zeros((0, num_joints, 3), np.float32)] * len(counts)
-    for ti, p in zip(t, people):
-        out[ti] = p
+    placed = np.zeros(len(counts), np.int64)
+    placed[t] = frames.counts
+    points = frames.points
+    if (np.diff(t) < 0).any():  # written out of order: move each frame's people to its time
+        starts = frames.starts
+        points = points[np.concatenate([np.arange(starts[k], starts[k + 1]) for k in np.argsort(t)])]
+    return Frames(points, placed)
+
+
+@njit(cache=True, nogil=True)
+def _pairwise_sum(x):
+    """numpy's float32 add.reduce of ``x`` (its pairwise summation, 8 accumulators), for identical decisions."""
+    n = x.size
+    if n < 8:
+        res = np.float32(0.0)
+        for i in range(n):
+            res += x[i]
+        return res
+    r = x[:8].copy()
+    i = 8
+    while i < n - n % 8:
+        for j in range(8):
+            r[j] += x[i + j]
+        i += 8
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    while i < n:
+        res += x[i]
+        i += 1
+    return res
+
+
+@njit(cache=True, nogil=True)
+def _scores(points):
+    """Summed joint confidence of each person: ``(N, V, 3) -> (N,)`` float32."""
+    out = np.empty(points.shape[0], np.float32)
+    for i in range(points.shape[0]):
+        out[i] = _pairwise_sum(np.ascontiguousarray(points[i, :, 2]))
     return out
 
 
-def select_stgcn(frames: list[np.ndarray], max_persons: int) -> np.ndarray:
+@njit(cache=True, nogil=True)
+def _select_stgcn(points, counts, max_persons, persons_in):
+    v = points.shape[1]
+    out = np.zeros((counts.size, max_persons, v, 3), np.float32)
+    scores = _scores(points)
+    start = 0
+    for t in range(counts.size):
+        p = min(counts[t], persons_in)
+        order = np.argsort(-scores[start:start + p], kind="mergesort")[:max_persons]
+        for m in range(order.size):
+            out[t, m] = points[start + order[m]]
+        start += counts[t]
+    return out
+
+
+def select_stgcn(frames, max_persons: int) -> np.ndarray:
     """The st-gcn reference: per frame, the first 5 people sorted by summed joint score, top ``max_persons`` kept.
 
-    The sort is per frame, so identities can swap between frames (reproduced on purpose). -> (T, M, V, 3)
+    The sort is per frame, so identities can swap between frames (reproduced on purpose). ``frames``: a list of
+    ``(P, V, 3)`` or :class:`Frames`. -> (T, M, V, 3)
     """
-    v = frames[0].shape[1]
-    out = np.zeros((len(frames), max_persons, v, 3), np.float32)
-    for t, people in enumerate(frames):
-        people = people[:STGCN_PERSONS_IN]
-        order = np.argsort(-people[:, :, 2].sum(axis=1), kind="stable")[:max_persons]
-        out[t, :len(order)] = people[order]
+    frames = Frames.of(frames)
+    return _select_stgcn(frames.points, frames.counts, max_persons, STGCN_PERSONS_IN)
+
+
+@njit(cache=True, nogil=True)
+def _box_size(pose):
+    """Diagonal of the box around the joints seen in ``pose`` ``(V, 3)``; 0 with fewer than 2 seen.
+
+    NaN propagates as in numpy's min/max."""
+    lo = np.full(2, np.inf, np.float32)
+    hi = np.full(2, -np.inf, np.float32)
+    seen = 0
+    for j in range(pose.shape[0]):
+        if pose[j, 2] > 0:
+            seen += 1
+            for c in range(2):
+                x = pose[j, c]
+                if x < lo[c] or x != x:
+                    lo[c] = x if lo[c] == lo[c] else lo[c]
+                if x > hi[c] or x != x:
+                    hi[c] = x if hi[c] == hi[c] else hi[c]
+    if seen < 2:
+        return np.float32(0.0)
+    d0, d1 = hi[0] - lo[0], hi[1] - lo[1]
+    return np.sqrt(d0 * d0 + d1 * d1)
+
+
+@njit(cache=True, nogil=True)
+def _match_costs(tracks, people):
+    """Mean distance over the joints seen in both, over the larger box size: ``(K, V, 3), (P, V, 3) -> (K * P,)``
+    float64, row-major; inf where no joint is seen in both. The same float operations as numpy's vectorized
+    form, so ties and thresholds decide the same way."""
+    k_n, p_n, v = tracks.shape[0], people.shape[0], tracks.shape[1]
+    track_box = np.empty(k_n, np.float32)
+    for k in range(k_n):
+        track_box[k] = _box_size(tracks[k])
+    people_box = np.empty(p_n, np.float32)
+    for p in range(p_n):
+        people_box[p] = _box_size(people[p])
+    terms = np.empty(v, np.float32)
+    out = np.empty(k_n * p_n, np.float64)
+    for k in range(k_n):
+        for p in range(p_n):
+            n = 0
+            for j in range(v):
+                both = tracks[k, j, 2] > 0 and people[p, j, 2] > 0
+                dx = people[p, j, 0] - tracks[k, j, 0]
+                dy = people[p, j, 1] - tracks[k, j, 1]
+                terms[j] = np.sqrt(dx * dx + dy * dy) * np.float32(1.0 if both else 0.0)
+                n += both
+            a, b = people_box[p], track_box[k]
+            size = a if (a > b or a != a) else b  # np.maximum: NaN wins
+            size = size if (size > np.float32(1e-6) or size != size) else np.float32(1e-6)
+            mean = np.float64(_pairwise_sum(terms)) / max(n, 1) if n > 0 else np.inf
+            out[k * p_n + p] = mean / np.float64(size)
     return out
 
 
-def _box_size(people: np.ndarray) -> np.ndarray:
-    """Diagonal of the box around each person's seen joints: ``(P, V, 3) -> (P,)`` (0 with fewer than 2 seen)."""
-    seen = people[..., 2:] > 0
-    lo = np.where(seen, people[..., :2], np.inf).min(axis=1)
-    hi = np.where(seen, people[..., :2], -np.inf).max(axis=1)
-    return np.where(seen.sum(axis=(1, 2)) > 1, np.sqrt(((hi - lo) ** 2).sum(axis=-1)), 0.0)
+@njit(cache=True, nogil=True)
+def _select_tracked(points, counts, max_persons, max_cost):
+    n_all, v = points.shape[0], points.shape[1]
+    pose = np.empty((n_all, v, 3), np.float32)  # per track: last seen pose, frame, velocity (per frame)
+    frame = np.empty(n_all, np.int64)
+    velocity = np.zeros((n_all, v, 2), np.float32)
+    predicted = np.empty((n_all, v, 3), np.float32)
+    owner = np.empty(n_all, np.int64)  # per person: its track
+    n_tracks = 0
+    start = 0
+    for t in range(counts.size):
+        p_n = counts[t]
+        ids = owner[start:start + p_n]
+        ids[:] = -1
+        if n_tracks and p_n:
+            for k in range(n_tracks):
+                dt = np.float32(t - frame[k])
+                for j in range(v):
+                    predicted[k, j, 0] = pose[k, j, 0] + velocity[k, j, 0] * dt
+                    predicted[k, j, 1] = pose[k, j, 1] + velocity[k, j, 1] * dt
+                    predicted[k, j, 2] = pose[k, j, 2]
+            costs = _match_costs(predicted[:n_tracks], points[start:start + p_n])
+            taken = np.zeros(n_tracks, np.bool_)
+            for flat in np.argsort(costs, kind="mergesort"):
+                if costs[flat] >= max_cost:
+                    break
+                k, p = flat // p_n, flat % p_n
+                if ids[p] < 0 and not taken[k]:
+                    ids[p] = k
+                    taken[k] = True
+        for p in range(p_n):
+            person = points[start + p]
+            k = ids[p]
+            if k < 0:
+                k = ids[p] = n_tracks
+                n_tracks += 1
+                velocity[k] = 0.0
+            else:
+                dt = np.float32(t - frame[k])
+                for j in range(v):
+                    both = pose[k, j, 2] > 0 and person[j, 2] > 0
+                    for c in range(2):
+                        velocity[k, j, c] = (person[j, c] - pose[k, j, c]) / dt if both else np.float32(0.0)
+            pose[k] = person
+            frame[k] = t
+        start += p_n
+    totals = np.zeros(n_tracks, np.float64)
+    scores = _scores(points)
+    for i in range(n_all):
+        totals[owner[i]] += scores[i]
+    keep = np.argsort(-totals, kind="mergesort")[:max_persons]
+    slot = np.full(n_tracks, -1, np.int64)
+    slot[keep] = np.arange(keep.size)
+    out = np.zeros((counts.size, max_persons, v, 3), np.float32)
+    start = 0
+    for t in range(counts.size):
+        for p in range(counts[t]):
+            s = slot[owner[start + p]]
+            if s >= 0:
+                out[t, s] = points[start + p]
+        start += counts[t]
+    return out
 
 
-def match_cost(tracks: np.ndarray, people: np.ndarray) -> np.ndarray:
-    """Mean distance over the joints seen in both, over the larger box size: ``(K, V, 3), (P, V, 3) -> (K, P)``.
-
-    inf where no joint is seen in both. Dividing by the box diagonal makes the cost the same in pixels and in
-    normalised coordinates; the larger of the two boxes keeps it stable when one pose has only a few joints.
-    """
-    both = (tracks[:, None, :, 2] > 0) & (people[None, :, :, 2] > 0)
-    dist = np.sqrt(((people[None, :, :, :2] - tracks[:, None, :, :2]) ** 2).sum(axis=-1))
-    n = both.sum(axis=-1)
-    mean = np.where(n > 0, (dist * both).sum(axis=-1) / np.maximum(n, 1), np.inf)
-    size = np.maximum(_box_size(people)[None], _box_size(tracks)[:, None])
-    return mean / np.maximum(size, 1e-6)
-
-
-@dataclass
-class _Track:
-    pose: np.ndarray  # (V, 3) last seen
-    frame: int  # when it was last seen
-    velocity: np.ndarray  # (V, 2) per frame, over joints seen in the last two sightings (else 0)
-
-    def predict(self, t: int) -> np.ndarray:
-        out = self.pose.copy()
-        out[:, :2] += self.velocity * (t - self.frame)
-        return out
-
-    def update(self, pose: np.ndarray, t: int) -> None:
-        both = (self.pose[:, 2:] > 0) & (pose[:, 2:] > 0)
-        self.velocity = np.where(both, (pose[:, :2] - self.pose[:, :2]) / (t - self.frame), 0.0)
-        self.pose, self.frame = pose, t
-
-
-def select_tracked(frames: list[np.ndarray], max_persons: int, max_cost: float = 3.0) -> np.ndarray:
+def select_tracked(frames, max_persons: int, max_cost: float = 3.0) -> np.ndarray:
     """Track people across frames, then keep the ``max_persons`` tracks with the highest total score.
 
-    Each frame's people are matched greedily (cheapest first, :func:`match_cost` below ``max_cost``) to where the
-    tracks are predicted to be (last pose moved at its last velocity); an unmatched person starts a track. Who
-    goes with whom among several people is decided by the cheapest-first order; the loose ``max_cost`` only stops
-    a far-away newcomer from taking over a track (OpenPose output jitters by about a box size between frames on
-    real video). Tracks keep their slot in every frame; frames where a track is not seen are zero. Slots are
-    ordered by total score, highest first. -> (T, M, V, 3)
+    Each frame's people are matched greedily (cheapest first, by mean joint distance over the larger box size,
+    below ``max_cost``) to where the tracks are predicted to be (last pose moved at its last velocity); an
+    unmatched person starts a track. Who goes with whom among several people is decided by the cheapest-first
+    order; the loose ``max_cost`` only stops a far-away newcomer from taking over a track (OpenPose output jitters
+    by about a box size between frames on real video). Dividing by the box diagonal makes the cost the same in
+    pixels and in normalised coordinates; the larger of the two boxes keeps it stable when one pose has only a
+    few joints. Tracks keep their slot in every frame; frames where a track is not seen are zero. Slots are
+    ordered by total score, highest first. ``frames``: a list of ``(P, V, 3)`` or :class:`Frames`.
+    -> (T, M, V, 3)
     """
-    v = frames[0].shape[1]
-    tracks: list[_Track] = []
-    owner: list[np.ndarray] = []  # per frame: track of each person
-    for t, people in enumerate(frames):
-        ids = np.full(len(people), -1)
-        if tracks and len(people):
-            costs = match_cost(np.stack([track.predict(t) for track in tracks]), people)  # (tracks, P)
-            for flat in np.argsort(costs, axis=None, kind="stable"):
-                k, p = divmod(int(flat), len(people))
-                if costs[k, p] >= max_cost:
-                    break
-                if ids[p] < 0 and k not in ids:
-                    ids[p] = k
-        for p in range(len(people)):
-            if ids[p] < 0:
-                ids[p] = len(tracks)
-                tracks.append(_Track(people[p], t, np.zeros((v, 2), np.float32)))
-            else:
-                tracks[ids[p]].update(people[p], t)
-        owner.append(ids)
-    totals = np.zeros(len(tracks))
-    for people, ids in zip(frames, owner):
-        np.add.at(totals, ids, people[:, :, 2].sum(axis=1))
-    keep = np.argsort(-totals, kind="stable")[:max_persons]
-    slot = np.full(len(tracks), -1)
-    slot[keep] = np.arange(len(keep))
-    out = np.zeros((len(frames), max_persons, v, 3), np.float32)
-    for t, (people, ids) in enumerate(zip(frames, owner)):
-        s = slot[ids]
-        out[t, s[s >= 0]] = people[s >= 0]
+    frames = Frames.of(frames)
+    return _select_tracked(frames.points, frames.counts, max_persons, float(max_cost))
+
+
+def map_joints(data: np.ndarray, sources: tuple[tuple[int, ...], ...]) -> np.ndarray:
+    """``(..., V, 3) -> (..., len(sources), 3)``: joint j copied from joint ``sources[j][0]``, or, for a pair, their
+    midpoint (x, y averaged) with the lower of the two scores; a midpoint is ``0, 0, 0`` (undetected) when either
+    joint is undetected (score 0), since one joint alone does not place it."""
+    out = data[..., [s[0] for s in sources], :]
+    for j, pair in enumerate(sources):
+        if len(pair) == 2:
+            a, b = data[..., pair[0], :], data[..., pair[1], :]
+            mid = np.concatenate([(a[..., :2] + b[..., :2]) / 2, np.minimum(a[..., 2:], b[..., 2:])], axis=-1)
+            out[..., j, :] = np.where((a[..., 2:] > 0) & (b[..., 2:] > 0), mid, 0.0)
     return out
 
 
 def normalize_stgcn(data: np.ndarray, image_size: tuple[float, float] | None = None, flip_y: bool = False) -> np.ndarray:
     """st-gcn: x, y in [0, 1] (pixels divided by ``image_size`` W, H when given) minus 0.5, zeroed where the score
-    is 0; ``flip_y`` negates y as the 2s-AGCN / MS-G3D copies do. ``(..., 3)`` in, new array out."""
-    out = data.copy()
-    if image_size is not None:
-        out[..., :2] /= np.asarray(image_size, np.float32)
-    out[..., :2] -= 0.5
-    if flip_y:
-        out[..., 1] *= -1
-    out[..., :2] = np.where(out[..., 2:] != 0, out[..., :2], 0.0)
+    is 0; ``flip_y`` negates y as the 2s-AGCN / MS-G3D copies do. ``(..., 3)`` float32 in, new array out."""
+    data = np.ascontiguousarray(data, np.float32)
+    scale = np.asarray(image_size if image_size is not None else (1, 1), np.float32)
+    out = _normalize_stgcn(data.reshape(-1, 3), scale, image_size is not None, flip_y)
+    return out.reshape(data.shape)
+
+
+@njit(cache=True, nogil=True)
+def _normalize_stgcn(points, scale, divide, flip_y):
+    """The float32 operations of the numpy form, in the same order: ``(N, 3) -> (N, 3)``."""
+    out = np.empty_like(points)
+    half = np.float32(0.5)
+    for i in range(points.shape[0]):
+        x, y, score = points[i, 0], points[i, 1], points[i, 2]
+        if divide:
+            x, y = x / scale[0], y / scale[1]
+        x, y = x - half, y - half
+        if flip_y:
+            y = y * np.float32(-1.0)
+        seen = score != 0
+        out[i, 0] = x if seen else np.float32(0.0)
+        out[i, 1] = y if seen else np.float32(0.0)
+        out[i, 2] = score
     return out
