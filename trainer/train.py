@@ -150,6 +150,13 @@ def init_distributed(device_name: str) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), local)
 
 
+def sync_buffers(model: nn.Module, ctx: Dist) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics drift apart over an epoch under DDP)."""
+    if ctx.world > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, 0)
+
+
 def all_sum(values: list[float], ctx: Dist, device: torch.device) -> list[float]:
     if ctx.world == 1:
         return values
@@ -317,10 +324,14 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         heads_mu = getattr(model, "mu", None) if hasattr(model, "forward_heads") else None
         net: nn.Module = HeadsForward(model) if heads_mu is not None else model
         net.to(device)
+        # Validation bypasses DDP: ranks may hold different numbers of validation batches, and DDP's forward is a
+        # collective (a rank with one batch more would wait forever). Buffers are synced from rank 0 first.
+        evaluator = net
         if ctx.world > 1:
             net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
         if cfg.compile:
             net = torch.compile(net)
+            evaluator = net if ctx.world == 1 else torch.compile(evaluator)
         batch = recipe.batch_size // ctx.world
         if batch < 1 or recipe.batch_size % ctx.world:
             raise ValueError(f"batch size {recipe.batch_size} does not split over {ctx.world} processes")
@@ -376,7 +387,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                            optimizer=optimizer,
                            scheduler=scheduler, scaler=scaler, autocast_dtype=dtype, ctx=ctx,
                            desc=f"epoch {epoch + 1}/{recipe.epochs}")
-            va = run_epoch(net, val_loader, criterion, device, heads_mu=heads_mu, num_classes=num_classes,
+            sync_buffers(model, ctx)
+            va = run_epoch(evaluator, val_loader, criterion, device, heads_mu=heads_mu, num_classes=num_classes,
                            autocast_dtype=dtype, ctx=ctx, desc="validation")
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tr["loss"],
                             "train_top1": tr["top1"], "val_loss": va["loss"], "val_top1": va["top1"],
