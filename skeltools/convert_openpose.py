@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import time
 from collections import defaultdict
@@ -19,7 +20,7 @@ import numpy as np
 from schemas import store as schema
 from schemas.layouts import TO_COCO18
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
-                               make_executor)
+                               make_executor, walk_files)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
                                         read_kinetics_video, read_openpose_video, select_stgcn, select_tracked,
                                         split_frame_name, timeline)
@@ -150,33 +151,35 @@ def read_labels(path) -> dict[str, LabelEntry]:
 # Inputs
 
 
-def _json_files(inputs: Sequence) -> list[Path]:
-    files = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(p for p in item.rglob("*.json") if p.is_file())
-        elif item.is_file():
-            files.append(item)
-        else:
-            raise ConversionError(f"{item}: no such file or folder")
-    return sorted(set(files), key=lambda p: p.parts)  # the order of Path comparison, without its cost
+JsonFile = tuple[Path, str]  # (folder, file name): one Path per folder, not per file (per-frame corpora are large)
 
 
-def kinetics_items(files: list[Path]) -> list[VideoItem]:
+def _json_files(inputs: Sequence) -> list[JsonFile]:
+    """The .json files under the input folders or given directly, in path order."""
+    return sorted(set(walk_files(inputs, ("*.json",))), key=lambda f: (f[0].parts, f[1]))
+
+
+def json_files(paths: Sequence[Path]) -> list[JsonFile]:
+    """``paths`` as the ``(folder, name)`` pairs the item builders take."""
+    return [(p.parent, p.name) for p in map(Path, paths)]
+
+
+def kinetics_items(files: list[JsonFile]) -> list[VideoItem]:
     """One item per Kinetics-Skeleton file (label files, ``*_label.json``, are not videos)."""
-    return [VideoItem(str(f), f.stem, (str(f),)) for f in files if not f.name.endswith("_label.json")]
+    paths = [folder / name for folder, name in files if not name.endswith("_label.json")]
+    return [VideoItem(str(p), p.stem, (str(p),)) for p in paths]
 
 
-def frame_items(files: list[Path]) -> list[VideoItem]:
+def frame_items(files: list[JsonFile]) -> list[VideoItem]:
     """Group per-frame files into videos by folder and name prefix, frames ordered by number.
 
     The sample id is the prefix (the folder's name when the prefix is empty); ids that two folders share are
     replaced by ``folder/prefix``.
     """
     videos: dict[tuple[Path, str], list[tuple[int, str]]] = defaultdict(list)
-    for f in files:
-        prefix, number = split_frame_name(f.name)
-        videos[(f.parent, prefix)].append((number, str(f)))
+    for parent, name in files:
+        prefix, number = split_frame_name(name)
+        videos[(parent, prefix)].append((number, os.path.join(str(parent), name)))
     ids = {key: key[1] or key[0].name for key in videos}
     counts = defaultdict(int)
     for sample_id in ids.values():
@@ -244,7 +247,8 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
                               as_coco18)
     with make_executor(run) as executor:
         files = _json_files(inputs)
-        label_files = list(labels) + ([f for f in files if f.name.endswith("_label.json")] if format == "kinetics" else [])
+        found = [folder / name for folder, name in files if name.endswith("_label.json")] if format == "kinetics" else []
+        label_files = list(labels) + found
         entries: dict[str, LabelEntry] = {}
         for path in label_files:
             entries |= read_labels(path)

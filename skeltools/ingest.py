@@ -52,15 +52,15 @@ def _openpose_options(attrs):
 
 
 def _kinetics_items(files: list[Path]) -> list:
-    from skeltools.convert_openpose import kinetics_items
+    from skeltools.convert_openpose import json_files, kinetics_items
 
-    return kinetics_items(sorted(files))
+    return kinetics_items(json_files(sorted(files)))
 
 
 def _frame_items(files: list[Path]) -> list:
-    from skeltools.convert_openpose import frame_items
+    from skeltools.convert_openpose import frame_items, json_files
 
-    return frame_items(sorted(files))
+    return frame_items(json_files(sorted(files)))
 
 
 def _is_keypoint_file(path: Path) -> bool:

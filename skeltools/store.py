@@ -35,7 +35,7 @@ def work_dir_for(target: Path) -> Path:
 def _codecs():
     from zarr.codecs import Crc32cCodec, ZstdCodec
 
-    return (ZstdCodec(level=3), Crc32cCodec())
+    return (ZstdCodec(level=1), Crc32cCodec())  # level 1: the ratio of level 3 on skeletons, 1.7x faster
 
 
 def create_frame_array(group, name: str, shape: tuple[int, ...], shard_frames: int, chunk_frames: int):
