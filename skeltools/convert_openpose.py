@@ -155,8 +155,11 @@ JsonFile = tuple[Path, str]  # (folder, file name): one Path per folder, not per
 
 
 def _json_files(inputs: Sequence) -> list[JsonFile]:
-    """The .json files under the input folders or given directly, in path order."""
-    return sorted(set(walk_files(inputs, ("*.json",))), key=lambda f: (f[0].parts, f[1]))
+    """The .json files under the input folders or given directly, in path order (folders, then names)."""
+    by_folder: dict[Path, set[str]] = defaultdict(set)
+    for folder, name in walk_files(inputs, ("*.json",)):
+        by_folder[folder].add(name)
+    return [(folder, name) for folder in sorted(by_folder, key=lambda f: f.parts) for name in sorted(by_folder[folder])]
 
 
 def json_files(paths: Sequence[Path]) -> list[JsonFile]:
@@ -179,7 +182,7 @@ def frame_items(files: list[JsonFile]) -> list[VideoItem]:
     videos: dict[tuple[Path, str], list[tuple[int, str]]] = defaultdict(list)
     for parent, name in files:
         prefix, number = split_frame_name(name)
-        videos[(parent, prefix)].append((number, os.path.join(str(parent), name)))
+        videos[(parent, prefix)].append((number, name))
     ids = {key: key[1] or key[0].name for key in videos}
     counts = defaultdict(int)
     for sample_id in ids.values():
@@ -189,8 +192,8 @@ def frame_items(files: list[JsonFile]) -> list[VideoItem]:
         frames.sort()
         sample_id = ids[(folder, prefix)]
         key = str(folder / prefix) if prefix else str(folder)
-        items.append(VideoItem(key, key if counts[sample_id] > 1 else sample_id, tuple(f for _, f in frames),
-                               tuple(n for n, _ in frames)))
+        items.append(VideoItem(key, key if counts[sample_id] > 1 else sample_id,
+                               tuple(os.path.join(folder, f) for _, f in frames), tuple(n for n, _ in frames)))
     return items
 
 
@@ -247,8 +250,8 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
                               as_coco18)
     with make_executor(run) as executor:
         files = _json_files(inputs)
-        found = [folder / name for folder, name in files if name.endswith("_label.json")] if format == "kinetics" else []
-        label_files = list(labels) + found
+        label_files = list(labels) + [folder / name for folder, name in files
+                                      if format == "kinetics" and name.endswith("_label.json")]
         entries: dict[str, LabelEntry] = {}
         for path in label_files:
             entries |= read_labels(path)
