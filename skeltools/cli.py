@@ -548,7 +548,7 @@ DEMO_RECIPE = dict(epochs=10, batch_size=16, lr=0.05, clip_len=24, sampling="uni
 @click.option("--workers", type=int, default=None, help="Conversion worker processes (default: all cores).")
 def demo(out, arch, samples, classes, epochs, clip_len, batch_size, workers) -> None:
     """The main job end to end on a synthetic NTU corpus: synth -> convert -> modalities -> train on joints and on
-    bones -> test -> ensemble the two streams -> results table. About 7 minutes on a 2-core CPU.
+    bones -> test -> ensemble the two streams -> results table. About 9 minutes on a 2-core CPU.
 
     \b
     Example:
