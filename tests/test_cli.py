@@ -18,6 +18,11 @@ def test_help_imports_no_heavy_module():
     assert "convert" in out and "synth" in out and "demo" in out
 
 
+def test_python_dash_m_skeltools_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "skeltools", "layout"], capture_output=True, text=True, check=True)
+    assert "ntu25" in out.stdout and "coco18" in out.stdout
+
+
 def test_every_command_has_help_with_an_example():
     runner = CliRunner()
     groups = [[g, c] for g in ("convert", "synth") for c in main.commands[g].commands]
