@@ -3,6 +3,7 @@ and a store with a custom layout through modalities, info, train and test."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 
 import json
 from collections import Counter
@@ -347,6 +348,15 @@ def test_train_and_test_on_a_custom_layout(upper_store, tmp_path, arch):
     assert [r["sample"] for r in rows] == expected.sample_ids and len(rows) == 24
     np.testing.assert_allclose([float(r["prob"]) for r in rows], expected.probs.max(1), atol=2e-6)
     assert [int(r["end"]) for r in rows] == store.lengths.tolist()
+
+    if arch == "stgcn" and importlib.util.find_spec("onnx") and importlib.util.find_spec("onnxscript"):
+        import onnx  # the exported model carries the custom layout too
+
+        result = runner.invoke(main, ["export-model", str(out), "--onnx", str(tmp_path / "m.onnx")])
+        assert result.exit_code == 0, result.output
+        meta = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+        assert meta["layout"] == "upper_body13"
+        assert json.loads(meta["layout_definition"]) == load_layout(EXAMPLE).to_dict()
 
 
 def test_merge_refuses_another_definition_under_the_same_layout_name(tmp_path):

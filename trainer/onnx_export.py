@@ -40,7 +40,8 @@ def metadata(predictor, frames: int | None) -> dict[str, str]:
     from skeltools import __version__
 
     r, a = predictor.recipe, predictor.attrs
-    return {
+    custom = {"layout_definition": json.dumps(a["layout_definition"])} if "layout_definition" in a else {}
+    return custom | {
         "class_names": json.dumps(predictor.class_names),
         "architecture": predictor.arch,
         "modality": predictor.modality,
@@ -96,11 +97,11 @@ def export_onnx(predictor, output, *, frames: int | None = None, dynamic: bool =
     if t < MIN_FRAMES:
         raise ValueError(f"--frames {t}: at least {MIN_FRAMES} frames")
     a = predictor.attrs
-    from schemas.layouts import get_layout
+    from schemas.layouts import layout_from_attrs
     from skeltools.modalities import pair_rule, parse_features
 
     channels = pair_rule(a).channels * len(parse_features(predictor.modality))
-    shape = (a["persons"], t, get_layout(a["layout"]).num_joints, channels)
+    shape = (a["persons"], t, layout_from_attrs(a).num_joints, channels)
     try:
         program = export_graph(predictor.model.float().cpu(), shape, dynamic_frames=dynamic, opset=opset)
     except Exception as exc:  # noqa: BLE001 - report the exporter's reason in one line

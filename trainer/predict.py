@@ -68,6 +68,7 @@ def reference_predictor(arch: str, weights, attrs: Mapping[str, Any], *, modalit
                         device: str = "auto") -> Predictor:
     """An imported reference checkpoint (pyskl, MS-G3D or DualHead-Net state dict) of ``arch``, for data
     described by ``attrs`` (its classes, layout and preprocessing); the arch's reference recipe tests it."""
+    from schemas.layouts import layout_from_attrs
     from skeltools.modalities import pair_rule, parse_features
     from trainer.models import build_model, load_reference_weights
     from trainer.recipes import resolve_recipe
@@ -75,8 +76,8 @@ def reference_predictor(arch: str, weights, attrs: Mapping[str, Any], *, modalit
 
     dev = pick_device(device)
     channels = pair_rule(attrs).channels * len(parse_features(modality))
-    model = build_model(arch, num_classes=len(attrs["class_names"]), layout=attrs["layout"], in_channels=channels,
-                        num_persons=attrs["persons"])
+    model = build_model(arch, num_classes=len(attrs["class_names"]), layout=layout_from_attrs(attrs),
+                        in_channels=channels, num_persons=attrs["persons"])
     weights = Path(weights)
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no such checkpoint file")
