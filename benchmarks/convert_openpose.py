@@ -81,7 +81,7 @@ def _parsers(fmt: str) -> dict:
 
 
 def bench(fmt: str, videos: int, frames: int, workers: int, root: Path, startup: float) -> tuple[dict, float, dict]:
-    from skeltools.convert_openpose import (OpenPoseOptions, _json_files, frame_items, kinetics_items,
+    from skeltools.convert_openpose import (OpenPoseOptions, _json_folders, frame_items, kinetics_items,
                                             convert_openpose, process_video)
     from skeltools.synth import write_openpose_corpus
 
@@ -96,7 +96,7 @@ def bench(fmt: str, videos: int, frames: int, workers: int, root: Path, startup:
     for name, parse in _parsers(fmt).items():
         parse(paths[0])  # numba: load the cached kernels before timing
         timings[f"parse only: {name}"] = _timed(parse, paths)
-    files = _json_files([raw])
+    files = _json_folders([raw])
     items = kinetics_items(files) if fmt == "kinetics" else frame_items(files)
     options = OpenPoseOptions(fmt, image_width=image[0] if image else 0.0, image_height=image[1] if image else 0.0)
     process_video(items[0], options)

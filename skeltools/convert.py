@@ -39,8 +39,9 @@ from schemas import store as schema
 from schemas.datasets import get_dataset, ntu_missing_samples, parse_ntu_name, read_sample_list
 from skeltools.store import SkeletonStore, StoreBuilder, StoreError, shard_ranges, work_dir_for, write_frames
 
-GROUP_FILES = 64
-FORMAT_VERSION = 1  # bump when processing changes, so stale spill files are never reused
+GROUP_FILES = 64  # work items per group at most
+GROUP_INPUT_FILES = 2048  # input files per group at most (a per-frame video is one item of hundreds of files)
+FORMAT_VERSION = 2  # bump when processing changes, so stale spill files are never reused
 
 
 class ConversionError(RuntimeError):
@@ -147,9 +148,11 @@ def zero_nonfinite_bodies(x: np.ndarray) -> int:
 
 def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileResult], float]:
     """Process one group of items with ``options.process(item)``; write its frames to ``spill/NNNNN.npy`` and its
-    results next to it. ``options`` is a picklable dataclass with ``process`` and ``frame_shape``."""
+    results, with the digest of its input files' sizes and times taken before reading them, next to it.
+    ``options`` is a picklable dataclass with ``process`` and ``frame_shape``."""
     group, items, options, spill_dir = task
     t0 = time.perf_counter()
+    inputs = input_digest(items)
     results, blocks = [], []
     for item in items:
         result, data = options.process(item)
@@ -159,9 +162,27 @@ def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileR
     spill = Path(spill_dir)
     frames = np.concatenate(blocks) if blocks else np.zeros((0, *options.frame_shape), np.float32)
     _atomic_write(spill / f"{group:05d}.npy", lambda fh: np.save(fh, frames))
-    _atomic_write(spill / f"{group:05d}.json",
-                  lambda fh: fh.write(json.dumps([asdict(r) for r in results], default=str).encode()))
+    done = {"inputs": inputs, "results": [asdict(r) for r in results]}
+    _atomic_write(spill / f"{group:05d}.json", lambda fh: fh.write(json.dumps(done, default=str).encode()))
     return group, results, time.perf_counter() - t0
+
+
+def _input_files(items: Iterable) -> Iterator[str]:
+    """The input files of work items: each item is a file, or has ``files``."""
+    return (str(f) for item in items for f in getattr(item, "files", (item,)))
+
+
+def input_digest(items: Sequence) -> str:
+    """A digest of the size and modification time of the items' input files, in order: a finished group is
+    reused on resume only while it is unchanged (the paths themselves are in the run's manifest)."""
+    digest = hashlib.sha256()
+    for f in _input_files(items):
+        try:
+            st = os.stat(f)
+            digest.update(b"%d %d\n" % (st.st_size, st.st_mtime_ns))
+        except OSError:  # unreadable: its group reports it
+            digest.update(b"?\n")
+    return digest.hexdigest()
 
 
 def _atomic_write(path: Path, write: Callable) -> None:
@@ -171,12 +192,17 @@ def _atomic_write(path: Path, write: Callable) -> None:
     os.replace(tmp, path)
 
 
-def _load_group(spill: Path, group: int) -> list[FileResult] | None:
-    """The results of a group finished by an earlier (interrupted) run, or None."""
+def _load_group(spill: Path, group: int, items: Sequence) -> list[FileResult] | None:
+    """The results of group ``items`` finished by an earlier (interrupted) run, or None when there are none or its
+    input files changed since."""
     done = spill / f"{group:05d}.json"
     if not (done.exists() and (spill / f"{group:05d}.npy").exists()):
         return None
-    return [FileResult(**r) for r in json.loads(done.read_text())]
+    finished = json.loads(done.read_text())
+    results = [FileResult(**r) for r in finished["results"]]
+    if [r.file for r in results] != list(map(_item_key, items)) or finished["inputs"] != input_digest(items):
+        return None
+    return results
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -236,20 +262,26 @@ def spill_pieces(spill: Path, group_results: dict[int, list[FileResult]], keep: 
 # Driver
 
 
-def walk_files(inputs: Iterable, patterns: Sequence[str]) -> Iterator[tuple[Path, str]]:
-    """``(folder, name)`` of the files matching ``patterns`` under the given folders (recursively, symlinks
-    followed), or given directly. ``os.walk`` takes file types from the directory entries: no ``stat`` and one
-    ``Path`` per folder, not per file (a corpus of per-frame files has hundreds of thousands)."""
+def walk_folders(inputs: Iterable, patterns: Sequence[str]) -> Iterator[tuple[Path, list[str]]]:
+    """``(folder, names)`` of the files matching ``patterns`` under the given folders (recursively, symlinks
+    followed), or given directly (one pair each). ``os.walk`` takes file types from the directory entries: no
+    ``stat`` and one ``Path`` per folder, not per file (a corpus of per-frame files has hundreds of thousands)."""
     for item in map(Path, inputs):
         if item.is_dir():
             for folder, _, names in os.walk(item, followlinks=True):
-                parent = Path(folder)
-                for pattern in patterns:
-                    yield from ((parent, name) for name in fnmatch.filter(names, pattern))
+                matching = [name for pattern in patterns for name in fnmatch.filter(names, pattern)]
+                if matching:
+                    yield Path(folder), matching
         elif item.exists():
-            yield item.parent, item.name
+            yield item.parent, [item.name]
         else:
             raise ConversionError(f"{item}: no such file or folder")
+
+
+def walk_files(inputs: Iterable, patterns: Sequence[str]) -> Iterator[tuple[Path, str]]:
+    """``(folder, name)`` of each file of :func:`walk_folders`."""
+    for folder, names in walk_folders(inputs, patterns):
+        yield from ((folder, name) for name in names)
 
 
 def find_skeleton_files(inputs: Iterable, patterns: Sequence[str] = ("*.skeleton",)) -> list[Path]:
@@ -421,16 +453,26 @@ def _item_key(item) -> str:
     return getattr(item, "key", None) or str(item)
 
 
+def group_items(items: list) -> list[list]:
+    """Consecutive items cut into groups of at most ``GROUP_FILES`` items and ``GROUP_INPUT_FILES`` input files
+    (an item has one file, or its ``files``): groups of similar work keep the workers equally busy."""
+    groups: list[list] = []
+    files = GROUP_INPUT_FILES
+    for item in items:
+        n = len(getattr(item, "files", (item,)))
+        if files + n > GROUP_INPUT_FILES or len(groups[-1]) == GROUP_FILES:
+            groups.append([])
+            files = 0
+        groups[-1].append(item)
+        files += n
+    return groups
+
+
 def _manifest(items: list, options, exclusions: frozenset[str]) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    for f in (str(f) for item in items for f in getattr(item, "files", (item,))):
-        try:
-            st = os.stat(f)
-            digest.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except OSError:  # unreadable: its group reports it
-            digest.update(f"{f}\0?\n".encode())
+    """What an interrupted run must share with this one for its finished groups to be reused."""
+    digest = hashlib.sha256("\n".join(_input_files(items)).encode(errors="surrogateescape"))
     digest.update(",".join(sorted(exclusions)).encode())
-    return {"format": FORMAT_VERSION, "options": asdict(options), "group_files": GROUP_FILES,
+    return {"format": FORMAT_VERSION, "options": asdict(options), "group_files": [GROUP_FILES, GROUP_INPUT_FILES],
             "inputs": digest.hexdigest()}
 
 
@@ -564,12 +606,12 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
     if existing is not None:
         check_appendable(existing, target.attrs(0, 0))
 
-    groups = [todo[i:i + GROUP_FILES] for i in range(0, len(todo), GROUP_FILES)]
+    groups = group_items(todo)
     group_results: dict[int, list[FileResult]] = {}
     pending = []
     for g, paths in enumerate(groups):
-        done = _load_group(spill, g)
-        if done is not None and [r.file for r in done] == list(map(_item_key, paths)):
+        done = _load_group(spill, g, paths)
+        if done is not None:
             group_results[g] = done
         else:
             pending.append((g, paths, options, str(spill)))

@@ -20,10 +20,10 @@ import numpy as np
 from schemas import store as schema
 from schemas.layouts import TO_COCO18
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
-                               make_executor, walk_files)
+                               make_executor, walk_folders)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
                                         read_kinetics_video, read_openpose_video, select_stgcn, select_tracked,
-                                        split_frame_name, timeline)
+                                        folder_videos, timeline)
 
 FORMATS = ("frames", "kinetics")
 PERSON_PRESETS = ("track", "stgcn")
@@ -151,49 +151,48 @@ def read_labels(path) -> dict[str, LabelEntry]:
 # Inputs
 
 
-JsonFile = tuple[Path, str]  # (folder, file name): one Path per folder, not per file (per-frame corpora are large)
+JsonFolder = tuple[Path, list[str]]  # a folder and the .json file names in it: one Path per folder, not per file
 
 
-def _json_files(inputs: Sequence) -> list[JsonFile]:
-    """The .json files under the input folders or given directly, in path order (folders, then names)."""
+def _json_folders(inputs: Sequence) -> list[JsonFolder]:
+    """The .json files under the input folders or given directly, by folder, in path order (folders, then names)."""
     by_folder: dict[Path, set[str]] = defaultdict(set)
-    for folder, name in walk_files(inputs, ("*.json",)):
-        by_folder[folder].add(name)
-    return [(folder, name) for folder in sorted(by_folder, key=lambda f: f.parts) for name in sorted(by_folder[folder])]
+    for folder, names in walk_folders(inputs, ("*.json",)):
+        by_folder[folder].update(names)
+    return [(folder, sorted(by_folder[folder])) for folder in sorted(by_folder, key=lambda f: f.parts)]
 
 
-def json_files(paths: Sequence[Path]) -> list[JsonFile]:
-    """``paths`` as the ``(folder, name)`` pairs the item builders take."""
-    return [(p.parent, p.name) for p in map(Path, paths)]
+def json_folders(paths: Sequence[Path]) -> list[JsonFolder]:
+    """Paths of .json files as the ``(folder, names)`` pairs the item builders take."""
+    by_folder: dict[Path, list[str]] = defaultdict(list)
+    for p in map(Path, paths):
+        by_folder[p.parent].append(p.name)
+    return [(folder, sorted(names)) for folder, names in sorted(by_folder.items(), key=lambda f: f[0].parts)]
 
 
-def kinetics_items(files: list[JsonFile]) -> list[VideoItem]:
+def kinetics_items(folders: list[JsonFolder]) -> list[VideoItem]:
     """One item per Kinetics-Skeleton file (label files, ``*_label.json``, are not videos)."""
-    paths = [folder / name for folder, name in files if not name.endswith("_label.json")]
+    paths = [folder / name for folder, names in folders for name in names if not name.endswith("_label.json")]
     return [VideoItem(str(p), p.stem, (str(p),)) for p in paths]
 
 
-def frame_items(files: list[JsonFile]) -> list[VideoItem]:
+def frame_items(folders: list[JsonFolder]) -> list[VideoItem]:
     """Group per-frame files into videos by folder and name prefix, frames ordered by number.
 
     The sample id is the prefix (the folder's name when the prefix is empty); ids that two folders share are
     replaced by ``folder/prefix``.
     """
-    videos: dict[tuple[Path, str], list[tuple[int, str]]] = defaultdict(list)
-    for parent, name in files:
-        prefix, number = split_frame_name(name)
-        videos[(parent, prefix)].append((number, name))
-    ids = {key: key[1] or key[0].name for key in videos}
-    counts = defaultdict(int)
-    for sample_id in ids.values():
-        counts[sample_id] += 1
+    videos = {(folder, prefix): frames for folder, names in folders for prefix, frames in folder_videos(names).items()}
+    counts: dict[str, int] = defaultdict(int)
+    for folder, prefix in videos:
+        counts[prefix or folder.name] += 1
     items = []
-    for (folder, prefix), frames in sorted(videos.items()):
-        frames.sort()
-        sample_id = ids[(folder, prefix)]
+    for (folder, prefix), (numbers, names) in sorted(videos.items(), key=lambda v: (v[0][0].parts, v[0][1])):
+        sample_id = prefix or folder.name
         key = str(folder / prefix) if prefix else str(folder)
-        items.append(VideoItem(key, key if counts[sample_id] > 1 else sample_id,
-                               tuple(os.path.join(folder, f) for _, f in frames), tuple(n for n, _ in frames)))
+        start = os.path.join(folder, "")
+        items.append(VideoItem(key, key if counts[sample_id] > 1 else sample_id, tuple(start + f for f in names),
+                               tuple(numbers)))
     return items
 
 
@@ -249,13 +248,14 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
     options = OpenPoseOptions(format, model, persons, max_persons, normalize, *(image_size or (0.0, 0.0)), flip_y,
                               as_coco18)
     with make_executor(run) as executor:
-        files = _json_files(inputs)
-        label_files = list(labels) + [folder / name for folder, name in files
+        folders = _json_folders(inputs)
+        label_files = list(labels) + [folder / name for folder, names in folders for name in names
                                       if format == "kinetics" and name.endswith("_label.json")]
         entries: dict[str, LabelEntry] = {}
         for path in label_files:
             entries |= read_labels(path)
-        items, results = _attach_labels(kinetics_items(files) if format == "kinetics" else frame_items(files), entries)
+        items, results = _attach_labels(kinetics_items(folders) if format == "kinetics" else frame_items(folders),
+                                        entries)
         if not items:
             raise ConversionError(f"no videos to convert in {', '.join(map(str, inputs))}")
         log(f"{len(items)} videos to convert ({format}, {model}, persons {persons}) on {executor.workers} worker(s)")

@@ -52,15 +52,15 @@ def _openpose_options(attrs):
 
 
 def _kinetics_items(files: list[Path]) -> list:
-    from skeltools.convert_openpose import json_files, kinetics_items
+    from skeltools.convert_openpose import json_folders, kinetics_items
 
-    return kinetics_items(json_files(sorted(files)))
+    return kinetics_items(json_folders(sorted(files)))
 
 
 def _frame_items(files: list[Path]) -> list:
-    from skeltools.convert_openpose import frame_items, json_files
+    from skeltools.convert_openpose import frame_items, json_folders
 
-    return frame_items(json_files(sorted(files)))
+    return frame_items(json_folders(sorted(files)))
 
 
 def _is_keypoint_file(path: Path) -> bool:

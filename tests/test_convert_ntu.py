@@ -198,6 +198,34 @@ def test_interrupted_run_leaves_no_store_and_resumes(corpus, tmp_path, monkeypat
     assert not work_dir_for(target).exists()
 
 
+def test_resume_reprocesses_a_finished_group_whose_input_changed(corpus, tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    shutil.copytree(corpus, raw)
+    monkeypatch.setattr(convert_mod, "GROUP_FILES", 5)
+    original, calls = convert_mod.process_group, []
+
+    def dies_on_third_group(task):
+        calls.append(task[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(task)
+
+    monkeypatch.setattr(convert_mod, "process_group", dies_on_third_group)
+    with pytest.raises(KeyboardInterrupt):
+        convert_ntu([raw], tmp_path / "s.zarr", exclude_list=(), progress=False, workers=1)
+    monkeypatch.setattr(convert_mod, "process_group", original)
+    first = sorted(raw.glob("*.skeleton"))[0]  # in group 0, finished: edit it in place (same name, new content)
+    lines = first.read_bytes().splitlines(keepends=True)
+    lines[4] = b"0.5 " + lines[4].split(b" ", 1)[1]  # frame 0, body 0, joint 0: x = 0.5
+    first.write_bytes(b"".join(lines))
+    logs = []
+    convert_ntu([raw], tmp_path / "s.zarr", exclude_list=(), progress=False, workers=1, log=logs.append)
+    assert any("resuming: 1 of 5 groups" in m for m in logs)  # group 0 changed, group 2 never finished
+    convert_ntu([raw], tmp_path / "fresh.zarr", exclude_list=(), progress=False, workers=1)
+    a, b = SkeletonStore.open(tmp_path / "s.zarr"), SkeletonStore.open(tmp_path / "fresh.zarr")
+    assert a.array("joint")[:].tobytes() == b.array("joint")[:].tobytes()
+
+
 def test_worker_count_does_not_change_the_output(corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(convert_mod, "GROUP_FILES", 4)
     for workers in (1, 2):

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.layouts import BODY25, BODY25_TO_COCO18, COCO18
 from skeltools.convert import ConversionError
-from skeltools.convert_openpose import convert_openpose, frame_items, json_files, read_labels
+from skeltools.convert_openpose import convert_openpose, frame_items, json_folders, read_labels
 from skeltools.readers.openpose import (read_kinetics_video, read_openpose_frame, select_stgcn, select_tracked,
                                         split_frame_name, timeline)
 from skeltools.store import SkeletonStore
@@ -198,7 +198,7 @@ def test_frames_folder_with_many_videos_labels_and_bad_files(tmp_path):
     (raw / "empty_000000000000_keypoints.json").write_text('{"people": []}')
     labels = tmp_path / "labels.csv"
     labels.write_text("video,label\nclipA,4\nclipB,\n")
-    items = {i.sample_id: i for i in frame_items(json_files(sorted(raw.iterdir())))}
+    items = {i.sample_id: i for i in frame_items(json_folders(sorted(raw.iterdir())))}
     assert items["clipA"].numbers == (0, 1, 2) and items["clipA"].files[0].endswith("clipA_000000000000_keypoints.json")
 
     with pytest.raises(ConversionError, match="4 of 7 files failed"):

@@ -9,24 +9,42 @@ from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from numba import njit
 
-from skeltools.readers import jsonscan
+from skeltools.readers import jsonscan, smallfiles
 
 POSE_KEYS = ("pose_keypoints_2d", "pose_keypoints")  # the second is the key before OpenPose 1.2 (Feb 2018)
 MODEL_JOINTS = {"coco18": 18, "body25": 25, "body25b": 25}
 STGCN_PERSONS_IN = 5  # st-gcn's feeder reads only the first 5 skeletons of a frame
 
 _OPENPOSE_NAME = re.compile(r"^(.*)_(\d{12})_keypoints\.json$")
+_OPENPOSE_NAMES = re.compile(_OPENPOSE_NAME.pattern, re.MULTILINE)  # over names joined by newlines
 _LAST_INT = re.compile(r"^(.*?)[._-]?(\d+)(?:_keypoints)?\.json$")
 
 
 class OpenPoseError(ValueError):
     """A malformed input file; the message names the file and the key."""
+
+
+def folder_videos(names: Sequence[str]) -> dict[str, tuple[list[int], list[str]]]:
+    """One folder's per-frame file names -> video prefix -> (frame numbers, names), in frame order (by number,
+    then name), as :func:`split_frame_name` splits them. A folder holding one OpenPose video takes one regex pass."""
+    names = sorted(names)
+    joined = "\n".join(names)
+    found = _OPENPOSE_NAMES.findall(joined) if joined.count("\n") == len(names) - 1 else []
+    if names and len(found) == len(names) and len({prefix for prefix, _ in found}) == 1:
+        return {found[0][0]: ([int(digits) for _, digits in found], names)}  # fixed-width numbers: name order
+    videos: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for name in names:
+        prefix, number = split_frame_name(name)
+        videos[prefix].append((number, name))
+    return {prefix: ([n for n, _ in frames], [name for _, name in frames])
+            for prefix, frames in ((prefix, sorted(frames)) for prefix, frames in videos.items())}
 
 
 def split_frame_name(name: str) -> tuple[str, int]:
@@ -108,7 +126,15 @@ def read_openpose_frame(path, num_joints: int) -> np.ndarray:
 
 
 def read_openpose_video(paths: Sequence, num_joints: int) -> Frames:
-    """The per-frame files of one video, in the given order -> their people; the first bad file raises."""
+    """The per-frame files of one video, in the given order -> their people; the first bad file raises.
+
+    Where libc is at hand, one numba call reads (``smallfiles``) and scans them all; a file it cannot read or
+    refuses is read again with ``open`` and ``json``, which word the errors.
+    """
+    if smallfiles.AVAILABLE:
+        names, starts = smallfiles.encode_paths(paths)
+        found, counts, points = _frames_from_files(names, starts, num_joints)
+        return _with_fallbacks(found, counts, points, num_joints, paths, lambda i: _read_bytes(paths[i]))
     raws = []
     for path in paths:
         try:
@@ -127,11 +153,17 @@ def parse_openpose_frames(raws: Sequence[bytes], num_joints: int, paths: Sequenc
     """
     bounds = np.cumsum([0] + [len(raw) for raw in raws])
     found, counts, points = _frames_from_bytes(np.frombuffer(b"".join(raws), np.uint8), bounds, num_joints)
+    return _with_fallbacks(found, counts, points, num_joints, paths, lambda i: raws[i])
+
+
+def _with_fallbacks(found, counts, points, num_joints: int, paths: Sequence, raw_of) -> Frames:
+    """The numba readers' frames, with each file they did not read (``found`` false) read by ``json`` from
+    ``raw_of(i)``'s bytes, in order: the first bad file raises."""
     if found.all():
         return Frames(points, counts)
     people = list(Frames(points, counts))
     for i in np.flatnonzero(~found):
-        people[i] = _frame_from_json(paths[i], _load(paths[i], raws[i]), num_joints)
+        people[i] = _frame_from_json(paths[i], _load(paths[i], raw_of(i)), num_joints)
     return Frames.of(people, num_joints)
 
 
@@ -144,19 +176,48 @@ def _frames_from_bytes(buf, bounds, num_joints):
     counts = np.zeros(n_files, np.int64)
     parts = [np.zeros((0, num_joints, 3), np.float32)]
     for i in range(n_files):
-        raw = buf[bounds[i]:bounds[i + 1]]
-        ok, count, kind, pos, stop, after, value, ival, flags = jsonscan.scan(raw)
-        if ok:
-            found[i], people = _frame_from_tape(raw, count, kind, pos, stop, after, value, ival, flags, num_joints)
-            if found[i]:
-                counts[i] = people.shape[0]
-                parts.append(people)
-    points = np.empty((counts.sum(), num_joints, 3), np.float32)
+        found[i], people = _frame_people(buf[bounds[i]:bounds[i + 1]], num_joints)
+        counts[i] = people.shape[0]
+        parts.append(people)
+    return found, counts, _concatenate(parts, counts.sum(), num_joints)
+
+
+@njit(cache=True, nogil=True)
+def _frames_from_files(names, starts, num_joints):
+    """The same for the files named in ``names`` (see ``smallfiles.encode_paths``), each read into one scratch
+    buffer; a file that cannot be read is not found."""
+    n_files = starts.size - 1
+    found = np.zeros(n_files, np.bool_)
+    counts = np.zeros(n_files, np.int64)
+    parts = [np.zeros((0, num_joints, 3), np.float32)]
+    buf = np.empty(smallfiles.SCRATCH_BYTES, np.uint8)
+    for i in range(n_files):
+        buf, size = smallfiles.read_file(names, starts[i], buf)
+        if size >= 0:
+            found[i], people = _frame_people(buf[:size], num_joints)
+            counts[i] = people.shape[0]
+            parts.append(people)
+    return found, counts, _concatenate(parts, counts.sum(), num_joints)
+
+
+@njit(cache=True, nogil=True)
+def _frame_people(raw, num_joints):
+    """One per-frame file's bytes -> (found, people ``(P, V, 3)``); not found (and no people) when the scanner
+    refuses it."""
+    ok, count, kind, pos, stop, after, value, ival, flags = jsonscan.scan(raw)
+    if not ok:
+        return False, np.zeros((0, num_joints, 3), np.float32)
+    return _frame_from_tape(raw, count, kind, pos, stop, after, value, ival, flags, num_joints)
+
+
+@njit(cache=True, nogil=True)
+def _concatenate(parts, total, num_joints):
+    points = np.empty((total, num_joints, 3), np.float32)
     start = 0
     for part in parts:
         points[start:start + part.shape[0]] = part
         start += part.shape[0]
-    return found, counts, points
+    return points
 
 
 def _frame_from_json(path, doc: dict, num_joints: int) -> np.ndarray:
