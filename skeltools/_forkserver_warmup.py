@@ -1,5 +1,7 @@
 """Imported once by the conversion pool's forkserver: loads the heavy modules and the numba parser from its
 cache, so that every forked worker starts with them ready instead of loading them itself."""
+import numpy as np
+
 from skeltools import convert, presets  # noqa: F401
 from skeltools.readers.ntu import parse_skeleton
 from skeltools.readers import smallfiles
@@ -14,4 +16,4 @@ for _frames in (parse_kinetics_video(b'{"data": [{"frame_index": 1, "skeleton": 
     select_tracked(_frames, 2)
     select_stgcn(_frames, 2)
 if smallfiles.AVAILABLE:
-    _frames_from_files(*smallfiles.encode_paths(["/nonexistent/skeltools-warmup.json"]), 18)
+    _frames_from_files(*smallfiles.encode_paths(["/nonexistent/skeltools-warmup.json"]), 18, np.empty((1, 2), np.int64))

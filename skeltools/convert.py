@@ -37,6 +37,7 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.datasets import get_dataset, ntu_missing_samples, parse_ntu_name, read_sample_list
+from skeltools.readers.smallfiles import file_stats, stats_digest
 from skeltools.store import SkeletonStore, StoreBuilder, StoreError, shard_ranges, work_dir_for, write_frames
 
 GROUP_FILES = 64  # work items per group at most
@@ -105,6 +106,7 @@ class FileResult:
     nonfinite_body_frames: int = 0
     label: int = -1  # sources whose label is not in the file name (NTU's is) set it while processing
     samples: list[dict] = field(default_factory=list)  # several samples from one file: their index fields
+    inputs: str = ""  # digest of the input files' sizes and times before reading (see ``input_digest``)
 
 
 def sample_lengths(ok: list[FileResult]) -> list[int]:
@@ -148,41 +150,35 @@ def zero_nonfinite_bodies(x: np.ndarray) -> int:
 
 def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileResult], float]:
     """Process one group of items with ``options.process(item)``; write its frames to ``spill/NNNNN.npy`` and its
-    results, with the digest of its input files' sizes and times taken before reading them, next to it.
-    ``options`` is a picklable dataclass with ``process`` and ``frame_shape``."""
+    results next to it. ``options`` is a picklable dataclass with ``process`` and ``frame_shape``; when its
+    ``stats_own_reads`` is true, ``process`` sets each result's ``inputs`` itself (its reader stats the files)."""
     group, items, options, spill_dir = task
     t0 = time.perf_counter()
-    inputs = input_digest(items)
     results, blocks = [], []
     for item in items:
+        inputs = "" if getattr(options, "stats_own_reads", False) else input_digest(item)
         result, data = options.process(item)
+        result.inputs = result.inputs or inputs
         results.append(result)
         if data is not None:
             blocks.append(data)
     spill = Path(spill_dir)
     frames = np.concatenate(blocks) if blocks else np.zeros((0, *options.frame_shape), np.float32)
     _atomic_write(spill / f"{group:05d}.npy", lambda fh: np.save(fh, frames))
-    done = {"inputs": inputs, "results": [asdict(r) for r in results]}
-    _atomic_write(spill / f"{group:05d}.json", lambda fh: fh.write(json.dumps(done, default=str).encode()))
+    _atomic_write(spill / f"{group:05d}.json",
+                  lambda fh: fh.write(json.dumps([asdict(r) for r in results], default=str).encode()))
     return group, results, time.perf_counter() - t0
 
 
-def _input_files(items: Iterable) -> Iterator[str]:
-    """The input files of work items: each item is a file, or has ``files``."""
-    return (str(f) for item in items for f in getattr(item, "files", (item,)))
+def _item_files(item) -> list[str]:
+    """A work item's input files: the item is a file, or has ``files``."""
+    return [str(f) for f in getattr(item, "files", (item,))]
 
 
-def input_digest(items: Sequence) -> str:
-    """A digest of the size and modification time of the items' input files, in order: a finished group is
-    reused on resume only while it is unchanged (the paths themselves are in the run's manifest)."""
-    digest = hashlib.sha256()
-    for f in _input_files(items):
-        try:
-            st = os.stat(f)
-            digest.update(b"%d %d\n" % (st.st_size, st.st_mtime_ns))
-        except OSError:  # unreadable: its group reports it
-            digest.update(b"?\n")
-    return digest.hexdigest()
+def input_digest(item) -> str:
+    """A digest of the size and modification time of an item's input files, taken before reading them: a finished
+    result is reused on resume only while they are unchanged (the paths themselves are in the run's manifest)."""
+    return stats_digest(file_stats(_item_files(item)))
 
 
 def _atomic_write(path: Path, write: Callable) -> None:
@@ -193,14 +189,15 @@ def _atomic_write(path: Path, write: Callable) -> None:
 
 
 def _load_group(spill: Path, group: int, items: Sequence) -> list[FileResult] | None:
-    """The results of group ``items`` finished by an earlier (interrupted) run, or None when there are none or its
-    input files changed since."""
+    """The results of group ``items`` finished by an earlier (interrupted) run, or None when there are none or an
+    input file changed since."""
     done = spill / f"{group:05d}.json"
     if not (done.exists() and (spill / f"{group:05d}.npy").exists()):
         return None
-    finished = json.loads(done.read_text())
-    results = [FileResult(**r) for r in finished["results"]]
-    if [r.file for r in results] != list(map(_item_key, items)) or finished["inputs"] != input_digest(items):
+    results = [FileResult(**r) for r in json.loads(done.read_text())]
+    if [r.file for r in results] != list(map(_item_key, items)):
+        return None
+    if any(r.inputs != input_digest(item) for r, item in zip(results, items)):
         return None
     return results
 
@@ -470,7 +467,7 @@ def group_items(items: list) -> list[list]:
 
 def _manifest(items: list, options, exclusions: frozenset[str]) -> dict[str, Any]:
     """What an interrupted run must share with this one for its finished groups to be reused."""
-    digest = hashlib.sha256("\n".join(_input_files(items)).encode(errors="surrogateescape"))
+    digest = hashlib.sha256("\n".join(f for item in items for f in _item_files(item)).encode(errors="surrogateescape"))
     digest.update(",".join(sorted(exclusions)).encode())
     return {"format": FORMAT_VERSION, "options": asdict(options), "group_files": [GROUP_FILES, GROUP_INPUT_FILES],
             "inputs": digest.hexdigest()}

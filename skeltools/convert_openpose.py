@@ -19,6 +19,7 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.layouts import TO_COCO18
+from skeltools.readers.smallfiles import stats_digest
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
                                make_executor, walk_folders)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
@@ -70,6 +71,11 @@ class OpenPoseOptions:
                    attrs["persons"], normalize, width, height, bool(info.get("flip_y")),
                    attrs["layout"] == "coco18" and info["model"] != "coco18")
 
+    @property
+    def stats_own_reads(self) -> bool:
+        """Per-frame files are stat'ed by their reader (see ``convert.process_group``)."""
+        return self.format == "frames"
+
     def process(self, item: VideoItem) -> tuple[FileResult, np.ndarray | None]:
         return process_video(item, self)
 
@@ -78,22 +84,28 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
     """Read, select people and normalize one video; never raises for bad input, reports it instead."""
     v = MODEL_JOINTS[options.model]
     label = item.label
+    stats = np.full((len(item.files), 2), -1, np.int64)
+
+    def outcome(status: str, **fields) -> FileResult:
+        inputs = stats_digest(stats) if options.stats_own_reads else ""  # else process_group takes the digest
+        return FileResult(item.key, item.sample_id, status, inputs=inputs, **fields)
+
     try:
         if options.format == "kinetics":
             video = read_kinetics_video(item.files[0], v)
             numbers, people = video.frame_index, video.frames
             label = label if label is not None else video.label_index
         else:
-            numbers, people = item.numbers, read_openpose_video(item.files, v)
+            numbers, people = item.numbers, read_openpose_video(item.files, v, stats)
     except OpenPoseError as exc:  # the message names the file and the key
-        return FileResult(item.key, item.sample_id, "failed", reason=str(exc)), None
+        return outcome("failed", reason=str(exc)), None
     try:
         frames = timeline(numbers, people, v)
     except OpenPoseError as exc:
-        return FileResult(item.key, item.sample_id, "failed", reason=f"{item.key}: {exc}"), None
+        return outcome("failed", reason=f"{item.key}: {exc}"), None
     empty = int((frames.counts == 0).sum())
     if empty == len(frames):
-        return FileResult(item.key, item.sample_id, "skipped", reason="no person in any frame"), None
+        return outcome("skipped", reason="no person in any frame"), None
     select = select_tracked if options.persons == "track" else select_stgcn
     data = select(frames, options.max_persons)
     if options.as_coco18:
@@ -103,8 +115,8 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
         data = normalize_stgcn(data, size, options.flip_y)
     notes = [f"{empty} of {len(frames)} frames have nobody"] if empty else []
     n_persons = int((data[..., 2].sum(axis=(0, 2)) > 0).sum())
-    return FileResult(item.key, item.sample_id, "ok", length=len(data), n_persons=n_persons, notes=notes,
-                      label=-1 if label is None else label), np.ascontiguousarray(data, dtype=np.float32)
+    return (outcome("ok", length=len(data), n_persons=n_persons, notes=notes, label=-1 if label is None else label),
+            np.ascontiguousarray(data, dtype=np.float32))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -276,3 +276,34 @@ def test_synthetic_corpus_round_trip(tmp_path, fmt):
     names = [p.stem if fmt == "kinetics" else p.name for p in paths]
     assert sorted(rows) == sorted(names)
     assert all(rows[n]["label"] == int(n[-3:]) - 1 for n in names)
+
+
+def test_resume_redoes_a_video_whose_frame_file_changed(tmp_path, monkeypatch):
+    import skeltools.convert as convert_mod
+    from skeltools.synth import write_openpose_corpus
+
+    write_openpose_corpus(tmp_path / "raw", 4, seed=2, format="frames", frames=20)
+    monkeypatch.setattr(convert_mod, "GROUP_INPUT_FILES", 20)  # one video a group
+    original, calls = convert_mod.process_group, []
+
+    def dies_on_third_group(task):
+        calls.append(task[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(task)
+
+    monkeypatch.setattr(convert_mod, "process_group", dies_on_third_group)
+    options = dict(format="frames", image_size=(1920, 1080), **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", **options)
+    monkeypatch.setattr(convert_mod, "process_group", original)
+    first_video = sorted(p for p in (tmp_path / "raw").iterdir() if p.is_dir())[0]
+    frame = sorted(first_video.iterdir())[3]
+    frame.write_text(openpose_frame_json(np.full((1, 18, 3), 0.25, np.float32)))  # same name, new content
+    logs = []
+    convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", log=logs.append, **options)
+    assert any("resuming: 1 of 4 groups" in m for m in logs)  # video 0 changed, video 2 never finished
+    convert_openpose([tmp_path / "raw"], tmp_path / "fresh.zarr", **options)
+    a, b = SkeletonStore.open(tmp_path / "s.zarr"), SkeletonStore.open(tmp_path / "fresh.zarr")
+    assert a.array("joint")[:].tobytes() == b.array("joint")[:].tobytes()
+    assert a.index.equals(b.index)

@@ -288,3 +288,37 @@ def test_video_of_frames_reads_fast_and_fallback_files_in_order(tmp_path):
         read_openpose_video(paths + [tmp_path / "missing.json"], 18)  # the earlier bad file is reported first
     with pytest.raises(OpenPoseError, match="missing.json: not readable JSON"):
         read_openpose_video(paths[:1] + [tmp_path / "missing.json"], 18)
+
+
+def test_video_reader_records_stats_and_the_python_path_agrees(tmp_path, monkeypatch):
+    import sys
+
+    from skeltools.readers import smallfiles
+    from skeltools.readers.openpose import read_openpose_video
+
+    assert smallfiles.AVAILABLE or not sys.platform.startswith("linux")  # CI runs the numba reader
+    person = "{\"pose_keypoints_2d\": [%s]}" % ",".join(["123.456789012345"] * 54)
+    texts = ['{"people": [%s]}' % person, '{"people": []}', '{"people": [%s]}' % ",".join([person] * 80)]
+    assert len(texts[2]) > smallfiles.SCRATCH_BYTES  # the scratch buffer grows
+    paths = []
+    for i, text in enumerate(texts):
+        paths.append(tmp_path / f"v_{i:012d}_keypoints.json")
+        paths[-1].write_text(text)
+    stats = np.zeros((3, 2), np.int64)
+    frames = read_openpose_video(paths, 18, stats)
+    assert frames.counts.tolist() == [1, 0, 80] and (frames.points == np.float32(123.456789012345)).all()
+    np.testing.assert_array_equal(stats, smallfiles.file_stats(paths))
+    assert stats[2, 0] == len(texts[2]) and stats[0, 1] == paths[0].stat().st_mtime_ns
+    with_missing = paths[:1] + [tmp_path / "missing.json"] + paths[1:]
+    stats = np.zeros((4, 2), np.int64)
+    with pytest.raises(OpenPoseError, match="missing.json: not readable JSON"):
+        read_openpose_video(with_missing, 18, stats)
+    np.testing.assert_array_equal(stats, smallfiles.file_stats(with_missing))
+    assert stats[1].tolist() == [-1, -1]
+
+    monkeypatch.setattr(smallfiles, "AVAILABLE", False)
+    python_stats = np.zeros((3, 2), np.int64)
+    python_frames = read_openpose_video(paths, 18, python_stats)
+    np.testing.assert_array_equal(python_frames.points, frames.points)
+    np.testing.assert_array_equal(python_frames.counts, frames.counts)
+    np.testing.assert_array_equal(python_stats, smallfiles.file_stats(paths))

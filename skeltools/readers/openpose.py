@@ -125,16 +125,19 @@ def read_openpose_frame(path, num_joints: int) -> np.ndarray:
     return parse_openpose_frames([_read_bytes(path)], num_joints, [path])[0]
 
 
-def read_openpose_video(paths: Sequence, num_joints: int) -> Frames:
+def read_openpose_video(paths: Sequence, num_joints: int, stats: np.ndarray | None = None) -> Frames:
     """The per-frame files of one video, in the given order -> their people; the first bad file raises.
 
     Where libc is at hand, one numba call reads (``smallfiles``) and scans them all; a file it cannot read or
-    refuses is read again with ``open`` and ``json``, which word the errors.
+    refuses is read again with ``open`` and ``json``, which word the errors. ``stats``, an ``(F, 2)`` int64 array,
+    receives the files' ``smallfiles.file_stats`` as they were before reading, also when a file raises.
     """
+    stats = np.empty((len(paths), 2), np.int64) if stats is None else stats
     if smallfiles.AVAILABLE:
         names, starts = smallfiles.encode_paths(paths)
-        found, counts, points = _frames_from_files(names, starts, num_joints)
+        found, counts, points = _frames_from_files(names, starts, num_joints, stats)
         return _with_fallbacks(found, counts, points, num_joints, paths, lambda i: _read_bytes(paths[i]))
+    stats[:] = smallfiles.file_stats(paths)
     raws = []
     for path in paths:
         try:
@@ -183,16 +186,17 @@ def _frames_from_bytes(buf, bounds, num_joints):
 
 
 @njit(cache=True, nogil=True)
-def _frames_from_files(names, starts, num_joints):
+def _frames_from_files(names, starts, num_joints, stats):
     """The same for the files named in ``names`` (see ``smallfiles.encode_paths``), each read into one scratch
-    buffer; a file that cannot be read is not found."""
+    buffer; a file that cannot be read is not found. ``stats`` (F, 2) receives their sizes and times."""
     n_files = starts.size - 1
     found = np.zeros(n_files, np.bool_)
     counts = np.zeros(n_files, np.int64)
     parts = [np.zeros((0, num_joints, 3), np.float32)]
     buf = np.empty(smallfiles.SCRATCH_BYTES, np.uint8)
+    stat = smallfiles.stat_buffer()
     for i in range(n_files):
-        buf, size = smallfiles.read_file(names, starts[i], buf)
+        buf, size = smallfiles.read_file(names, starts[i], buf, stat, stats[i])
         if size >= 0:
             found[i], people = _frame_people(buf[:size], num_joints)
             counts[i] = people.shape[0]
