@@ -177,7 +177,7 @@ def _item_files(item) -> list[str]:
 
 def input_digest(item) -> str:
     """A digest of the size and modification time of an item's input files, taken before reading them: a finished
-    result is reused on resume only while they are unchanged (the paths themselves are in the run's manifest)."""
+    result is reused on resume only while they are unchanged."""
     return stats_digest(file_stats(_item_files(item)))
 
 
@@ -465,12 +465,12 @@ def group_items(items: list) -> list[list]:
     return groups
 
 
-def _manifest(items: list, options, exclusions: frozenset[str]) -> dict[str, Any]:
-    """What an interrupted run must share with this one for its finished groups to be reused."""
-    digest = hashlib.sha256("\n".join(f for item in items for f in _item_files(item)).encode(errors="surrogateescape"))
-    digest.update(",".join(sorted(exclusions)).encode())
+def _manifest(options, depends_on: frozenset[str]) -> dict[str, Any]:
+    """What an interrupted run must share with this one for any finished group to be reused; each group is then
+    checked on its own (its items, and their input files' digests)."""
+    digest = hashlib.sha256("\n".join(sorted(depends_on)).encode(errors="surrogateescape"))
     return {"format": FORMAT_VERSION, "options": asdict(options), "group_files": [GROUP_FILES, GROUP_INPUT_FILES],
-            "inputs": digest.hexdigest()}
+            "depends_on": digest.hexdigest()}
 
 
 def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset: str = "pyskl",
@@ -586,14 +586,15 @@ class Target:
 
 
 def _process_and_write(executor, todo: list, results: list[FileResult], output: Path, options,
-                       exclusions: frozenset[str], inputs, target: Target, *, run: RunOptions, log,
+                       depends_on: frozenset[str], inputs, target: Target, *, run: RunOptions, log,
                        t_start: float) -> dict[str, Any]:
-    """Both phases and the publish, for work items ``todo`` processed by ``options.process``. Returns this run's
+    """Both phases and the publish, for work items ``todo`` processed by ``options.process``; ``depends_on``: what
+    else the results depend on, as strings (an exclusion list, label files with their stats). Returns this run's
     report (when appending, the store's ``report.json`` sums it with the earlier runs')."""
     # Work directory: reuse an interrupted run's finished groups when inputs and options are unchanged.
     work = work_dir_for(output)
     spill = work / "spill"
-    manifest = _manifest(todo, options, exclusions)
+    manifest = _manifest(options, depends_on)
     manifest_path = work / "manifest.json"
     if work.exists() and (not manifest_path.exists() or json.loads(manifest_path.read_text()) != manifest):
         shutil.rmtree(work)

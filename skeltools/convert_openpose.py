@@ -19,7 +19,7 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.layouts import TO_COCO18
-from skeltools.readers.smallfiles import stats_digest
+from skeltools.readers.smallfiles import file_stats, stats_digest
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
                                make_executor, walk_folders)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
@@ -277,7 +277,8 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
             {"dataset": spec.name if spec else "openpose", "preset": f"{persons}+{normalize}",
              "label_files": [str(p) for p in label_files]},
             lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _index(ok, spec, parts))
-        return _process_and_write(executor, items, results, output, options, frozenset(map(str, label_files)),
+        labels_read = frozenset(f"{p} {stats_digest(file_stats([p]))}" for p in label_files)
+        return _process_and_write(executor, items, results, output, options, labels_read,
                                   inputs, target, run=run, log=log, t_start=t_start)
 
 

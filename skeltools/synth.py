@@ -731,15 +731,13 @@ def openpose_people(sample: SynthSample, rng: np.random.Generator, model: str = 
 
 def openpose_frame_json(people: np.ndarray, legacy: bool = False) -> str:
     """One OpenPose per-frame file for people ``(P, V, 3)``: version 1.3 compact JSON, or version 1.0 with the
-    legacy ``pose_keypoints`` key and no ``person_id`` when ``legacy``."""
-    import json
-
+    legacy ``pose_keypoints`` key and no ``person_id`` when ``legacy``. Numbers are written as OpenPose writes them
+    (a C++ stream's default: 6 significant digits, ``0`` for zero)."""
     key = "pose_keypoints" if legacy else "pose_keypoints_2d"
-    extra = {} if legacy else {"person_id": [-1]}
-    doc = {"version": 1.0 if legacy else 1.3,
-           "people": [extra | {key: p.reshape(-1).tolist(), "face_keypoints_2d": [], "hand_left_keypoints_2d": [],
-                               "hand_right_keypoints_2d": []} for p in people]}
-    return json.dumps(doc, separators=(",", ":"))
+    person_id = "" if legacy else '"person_id":[-1],'
+    rows = [f'{{{person_id}"{key}":[{",".join(f"{x:.6g}" for x in p.reshape(-1).tolist())}],"face_keypoints_2d":[],'
+            '"hand_left_keypoints_2d":[],"hand_right_keypoints_2d":[]}' for p in people]
+    return f'{{"version":{"1.0" if legacy else "1.3"},"people":[{",".join(rows)}]}}'
 
 
 def kinetics_json(frames: list[np.ndarray], label: str = "", label_index: int | str = "", first_index: int = 1,

@@ -307,3 +307,63 @@ def test_resume_redoes_a_video_whose_frame_file_changed(tmp_path, monkeypatch):
     a, b = SkeletonStore.open(tmp_path / "s.zarr"), SkeletonStore.open(tmp_path / "fresh.zarr")
     assert a.array("joint")[:].tobytes() == b.array("joint")[:].tobytes()
     assert a.index.equals(b.index)
+
+
+def test_resume_starts_over_when_a_label_file_changed(tmp_path, monkeypatch):
+    import skeltools.convert as convert_mod
+    from skeltools.synth import write_openpose_corpus
+
+    names = [p.name for p in write_openpose_corpus(tmp_path / "raw", 3, seed=4, format="frames", frames=20)]
+    labels = tmp_path / "raw" / "labels.csv"
+    monkeypatch.setattr(convert_mod, "GROUP_INPUT_FILES", 20)
+    original = convert_mod.process_group
+
+    def dies_on_second_group(task):
+        if task[0] == 1:
+            raise KeyboardInterrupt
+        return original(task)
+
+    monkeypatch.setattr(convert_mod, "process_group", dies_on_second_group)
+    options = dict(format="frames", image_size=(1920, 1080), labels=[labels], **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", **options)
+    monkeypatch.setattr(convert_mod, "process_group", original)
+    labels.write_text("video,label\n" + "".join(f"{n},{7 + i}\n" for i, n in enumerate(sorted(names))))
+    logs = []
+    convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", log=logs.append, **options)
+    assert not any("resuming" in m for m in logs)
+    index = SkeletonStore.open(tmp_path / "s.zarr").index
+    assert index.column("label").to_pylist() == [7, 8, 9]
+
+
+@pytest.mark.parametrize("names", [
+    [f"clip_{t:012d}_keypoints.json" for t in (3, 0, 12, 1)],  # one OpenPose video (the vectorized case)
+    [f"_{t:012d}_keypoints.json" for t in (1, 0)],  # empty prefix
+    [f"a_{t:012d}_keypoints.json" for t in (0, 1)] + [f"b_{t:012d}_keypoints.json" for t in (1, 0)],  # two videos
+    ["clip_000000000001_keypoints.json", "clip_00000000000x_keypoints.json"],  # not a number: other rules
+    ["clip_000000000001_keypoints.json", "clip_0000000000001_keypoints.json"],  # 13 digits
+    ["clip_000000000001_keypoints.json", "clip_\u0661\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660"
+                                         "_keypoints.json"],  # Unicode digits: as the regex and int() read them
+    ["cam01.0002.json", "cam01.0000.json", "cam01.10.json", "still_keypoints.json"],
+    ["x\n_000000000001_keypoints.json", "y_000000000001_keypoints.json"],
+])
+def test_folder_videos_match_the_name_rules(names):
+    from collections import defaultdict
+
+    from skeltools.readers.openpose import folder_videos
+
+    expected = defaultdict(list)
+    for name in names:
+        prefix, number = split_frame_name(name)
+        expected[prefix].append((number, name))
+    got = folder_videos(names)
+    assert {p: list(zip(*v)) for p, v in got.items()} == {p: sorted(f) for p, f in expected.items()}
+
+
+def test_one_openpose_video_takes_the_vectorized_path():
+    from skeltools.readers.openpose import _one_openpose_video
+
+    names = sorted(f"clip_{t:012d}_keypoints.json" for t in (3, 0, 12))
+    assert _one_openpose_video(names) == {"clip": ([0, 3, 12], names)}
+    assert _one_openpose_video(sorted(names + ["clip_000000000001_keypoints.jsn"])) is None
+    assert _one_openpose_video(sorted(names + ["clop_000000000001_keypoints.json"])) is None

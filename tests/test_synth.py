@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+import json
+
 import numpy as np
 import pytest
 
@@ -220,3 +222,17 @@ def test_knobs_reach_every_sample(tmp_path):
         assert text["frames"] == 30 and min(text["bodies"]) >= 1 and max(text["bodies"]) == expected
     with pytest.raises(TypeError):
         synth.write_ntu_corpus(tmp_path / "x", 1, noise_ratio=0.5)
+
+
+def test_openpose_frame_json_writes_numbers_as_openpose_and_reads_back_exactly():
+    from skeltools.synth import generate_ntu_sample, openpose_frame_json, openpose_people
+
+    rng = np.random.default_rng(3)
+    frames = openpose_people(generate_ntu_sample(rng, 58, frames=30), rng)
+    people = next(p for p in frames if len(p))
+    text = openpose_frame_json(people)
+    doc = json.loads(text)
+    values = np.float32(doc["people"][0]["pose_keypoints_2d"])
+    np.testing.assert_array_equal(values, people[0].reshape(-1))  # the float32 values survive the 6 digits
+    assert all(len(t.strip("-").replace(".", "").lstrip("0")) <= 6 for t in text.split('2d":[')[1].split("]")[0].split(","))
+    assert doc["people"][0]["person_id"] == [-1] and doc["version"] == 1.3

@@ -23,7 +23,6 @@ MODEL_JOINTS = {"coco18": 18, "body25": 25, "body25b": 25}
 STGCN_PERSONS_IN = 5  # st-gcn's feeder reads only the first 5 skeletons of a frame
 
 _OPENPOSE_NAME = re.compile(r"^(.*)_(\d{12})_keypoints\.json$")
-_OPENPOSE_NAMES = re.compile(_OPENPOSE_NAME.pattern, re.MULTILINE)  # over names joined by newlines
 _LAST_INT = re.compile(r"^(.*?)[._-]?(\d+)(?:_keypoints)?\.json$")
 
 
@@ -33,18 +32,40 @@ class OpenPoseError(ValueError):
 
 def folder_videos(names: Sequence[str]) -> dict[str, tuple[list[int], list[str]]]:
     """One folder's per-frame file names -> video prefix -> (frame numbers, names), in frame order (by number,
-    then name), as :func:`split_frame_name` splits them. A folder holding one OpenPose video takes one regex pass."""
+    then name), as :func:`split_frame_name` splits them."""
     names = sorted(names)
-    joined = "\n".join(names)
-    found = _OPENPOSE_NAMES.findall(joined) if joined.count("\n") == len(names) - 1 else []
-    if names and len(found) == len(names) and len({prefix for prefix, _ in found}) == 1:
-        return {found[0][0]: ([int(digits) for _, digits in found], names)}  # fixed-width numbers: name order
+    one = _one_openpose_video(names)
+    if one is not None:
+        return one
     videos: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for name in names:
         prefix, number = split_frame_name(name)
         videos[prefix].append((number, name))
     return {prefix: ([n for n, _ in frames], [name for _, name in frames])
             for prefix, frames in ((prefix, sorted(frames)) for prefix, frames in videos.items())}
+
+
+_OPENPOSE_TAIL = len("_000000000000_keypoints.json")
+
+
+def _one_openpose_video(names: list[str]) -> dict[str, tuple[list[int], list[str]]] | None:
+    """:func:`folder_videos` of sorted ``names`` that are all ``<prefix>_<12 digits>_keypoints.json`` of one
+    ASCII prefix (OpenPose's output for one video), else None. The names then have one length: their bytes form a
+    matrix checked column-wise, and fixed-width numbers sort as the names do."""
+    width = len(names[0]) if names else 0
+    if width < _OPENPOSE_TAIL or not names[0].endswith("_keypoints.json"):
+        return None
+    raw = "".join(names).encode("utf-8")
+    if len(raw) != width * len(names) or b"\n" in raw:  # not ASCII, or lengths differ, or a newline
+        return None
+    chars = np.frombuffer(raw, np.uint8).reshape(len(names), width)
+    digits = chars[:, width - _OPENPOSE_TAIL + 1:width - 15]
+    fixed = np.delete(chars, np.s_[width - _OPENPOSE_TAIL + 1:width - 15], axis=1)
+    if chars[0, width - _OPENPOSE_TAIL] != ord("_") or not (fixed == fixed[0]).all() \
+            or not ((digits >= ord("0")) & (digits <= ord("9"))).all():
+        return None
+    numbers = (digits - ord("0")).astype(np.int64) @ 10 ** np.arange(11, -1, -1, dtype=np.int64)
+    return {names[0][:width - _OPENPOSE_TAIL]: (numbers.tolist(), names)}
 
 
 def split_frame_name(name: str) -> tuple[str, int]:
