@@ -29,7 +29,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
 
@@ -106,7 +106,8 @@ class FileResult:
     nonfinite_body_frames: int = 0
     label: int = -1  # sources whose label is not in the file name (NTU's is) set it while processing
     samples: list[dict] = field(default_factory=list)  # several samples from one file: their index fields
-    inputs: str = ""  # digest of the input files' sizes and times before reading (see ``input_digest``)
+    inputs: str = ""  # digest of the input files' sizes and times before reading (see ``input_fields``)
+    input_bytes: int = 0  # the input files' total size
 
 
 def sample_lengths(ok: list[FileResult]) -> list[int]:
@@ -156,10 +157,9 @@ def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileR
     t0 = time.perf_counter()
     results, blocks = [], []
     for item in items:
-        inputs = "" if getattr(options, "stats_own_reads", False) else input_digest(item)
+        stats = None if getattr(options, "stats_own_reads", False) else file_stats(_item_files(item))
         result, data = options.process(item)
-        result.inputs = result.inputs or inputs
-        results.append(result)
+        results.append(result if stats is None else replace(result, **input_fields(stats)))
         if data is not None:
             blocks.append(data)
     spill = Path(spill_dir)
@@ -175,9 +175,14 @@ def _item_files(item) -> list[str]:
     return [str(f) for f in getattr(item, "files", (item,))]
 
 
+def input_fields(stats: np.ndarray) -> dict[str, Any]:
+    """The ``FileResult`` fields of an item's input files from their ``file_stats``, taken before reading them: a
+    finished result is reused on resume only while its digest is unchanged."""
+    return {"inputs": stats_digest(stats), "input_bytes": int(stats[:, 0].clip(min=0).sum())}
+
+
 def input_digest(item) -> str:
-    """A digest of the size and modification time of an item's input files, taken before reading them: a finished
-    result is reused on resume only while they are unchanged."""
+    """The digest of an item's input files as they are now."""
     return stats_digest(file_stats(_item_files(item)))
 
 
@@ -634,7 +639,7 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
         **target.report,
         "inputs": [str(i) for i in inputs],
         "counts": {"files": len(results) + len(duplicates),
-                   "input_bytes": sum(_file_size(r.file) for r in results + duplicates),
+                   "input_bytes": sum(r.input_bytes or _file_size(r.file) for r in results + duplicates),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
                    "frames": int(sum(r.length for r in ok)),
                    "nonfinite_body_frames": int(sum(r.nonfinite_body_frames for r in results))},

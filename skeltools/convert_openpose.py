@@ -21,7 +21,7 @@ from schemas import store as schema
 from schemas.layouts import TO_COCO18
 from skeltools.readers.smallfiles import file_stats, stats_digest
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
-                               make_executor, walk_folders)
+                               input_fields, make_executor, walk_folders)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
                                         read_kinetics_video, read_openpose_video, select_stgcn, select_tracked,
                                         folder_videos, timeline)
@@ -87,8 +87,8 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
     stats = np.full((len(item.files), 2), -1, np.int64)
 
     def outcome(status: str, **fields) -> FileResult:
-        inputs = stats_digest(stats) if options.stats_own_reads else ""  # else process_group takes the digest
-        return FileResult(item.key, item.sample_id, status, inputs=inputs, **fields)
+        own = input_fields(stats) if options.stats_own_reads else {}  # else process_group stats the files
+        return FileResult(item.key, item.sample_id, status, **own, **fields)
 
     try:
         if options.format == "kinetics":

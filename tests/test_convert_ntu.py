@@ -46,6 +46,7 @@ def test_round_trip_preset_none_is_bit_exact(corpus, tmp_path):
     store = SkeletonStore.open(tmp_path / "s.zarr")
     files = sorted(corpus.glob("*.skeleton"))
     assert len(store) == len(files) == report["counts"]["converted"]
+    assert report["counts"]["input_bytes"] == sum(p.stat().st_size for p in files)
     for i, path in enumerate(files):
         assert store.index.column("sample_id")[i].as_py() == path.stem
         expected = first_two_slots(path)

@@ -272,6 +272,8 @@ def test_synthetic_corpus_round_trip(tmp_path, fmt):
     report = convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", format=fmt, labels=labels,
                               image_size=(1920, 1080) if fmt == "frames" else None, **RUN)
     assert report["counts"]["converted"] == 5 and not report["failed"]
+    videos = [f for p in paths for f in (p.iterdir() if p.is_dir() else [p])]
+    assert report["counts"]["input_bytes"] == sum(f.stat().st_size for f in videos)
     rows = {r["sample_id"]: r for r in SkeletonStore.open(tmp_path / "s.zarr").index.to_pylist()}
     names = [p.stem if fmt == "kinetics" else p.name for p in paths]
     assert sorted(rows) == sorted(names)
