@@ -16,4 +16,5 @@ for _frames in (parse_kinetics_video(b'{"data": [{"frame_index": 1, "skeleton": 
     select_tracked(_frames, 2)
     select_stgcn(_frames, 2)
 if smallfiles.AVAILABLE:
-    _frames_from_files(*smallfiles.encode_paths(["/nonexistent/skeltools-warmup.json"]), 18, np.empty((1, 2), np.int64))
+    _frames_from_files(smallfiles.CWD, *smallfiles.encode_paths(["/nonexistent/skeltools-warmup.json"]), 18,
+                       np.empty((1, 2), np.int64))

@@ -11,7 +11,7 @@ import os
 import re
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -38,6 +38,7 @@ class VideoItem:
     sample_id: str
     files: tuple[str, ...]
     numbers: tuple[int, ...] = ()  # frame number of each per-frame file
+    folder: str = ""  # the folder of a per-frame video's files
     label: int | None = None  # from a label file; None: the video's own label_index, else unlabelled
 
 
@@ -96,7 +97,7 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
             numbers, people = video.frame_index, video.frames
             label = label if label is not None else video.label_index
         else:
-            numbers, people = item.numbers, read_openpose_video(item.files, v, stats)
+            numbers, people = item.numbers, read_openpose_video(item.files, v, stats, item.folder or None)
     except OpenPoseError as exc:  # the message names the file and the key
         return outcome("failed", reason=str(exc)), None
     try:
@@ -204,7 +205,7 @@ def frame_items(folders: list[JsonFolder]) -> list[VideoItem]:
         key = str(folder / prefix) if prefix else str(folder)
         start = os.path.join(folder, "")
         items.append(VideoItem(key, key if counts[sample_id] > 1 else sample_id, tuple(start + f for f in names),
-                               tuple(numbers)))
+                               tuple(numbers), folder=str(folder)))
     return items
 
 
@@ -219,7 +220,7 @@ def _attach_labels(items: list[VideoItem], labels: dict[str, LabelEntry]):
             skipped.append(FileResult(item.key, item.sample_id, "skipped",
                                       reason=f"has_skeleton is false in {entry.source}"))
         else:
-            kept.append(VideoItem(item.key, item.sample_id, item.files, item.numbers, entry.label))
+            kept.append(replace(item, label=entry.label))
     return kept, skipped
 
 

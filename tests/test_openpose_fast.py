@@ -309,6 +309,9 @@ def test_video_reader_records_stats_and_the_python_path_agrees(tmp_path, monkeyp
     assert frames.counts.tolist() == [1, 0, 80] and (frames.points == np.float32(123.456789012345)).all()
     np.testing.assert_array_equal(stats, smallfiles.file_stats(paths))
     assert stats[2, 0] == len(texts[2]) and stats[0, 1] == paths[0].stat().st_mtime_ns
+    in_folder = read_openpose_video([str(p) for p in paths], 18, folder=str(tmp_path))  # opened relative to it
+    np.testing.assert_array_equal(in_folder.points, frames.points)
+    np.testing.assert_array_equal(in_folder.counts, frames.counts)
     with_missing = paths[:1] + [tmp_path / "missing.json"] + paths[1:]
     stats = np.zeros((4, 2), np.int64)
     with pytest.raises(OpenPoseError, match="missing.json: not readable JSON"):

@@ -8,6 +8,7 @@ the fallback, person selection runs in serial numba kernels (safe in forked work
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -146,17 +147,24 @@ def read_openpose_frame(path, num_joints: int) -> np.ndarray:
     return parse_openpose_frames([_read_bytes(path)], num_joints, [path])[0]
 
 
-def read_openpose_video(paths: Sequence, num_joints: int, stats: np.ndarray | None = None) -> Frames:
+def read_openpose_video(paths: Sequence, num_joints: int, stats: np.ndarray | None = None,
+                        folder: str | None = None) -> Frames:
     """The per-frame files of one video, in the given order -> their people; the first bad file raises.
 
     Where libc is at hand, one numba call reads (``smallfiles``) and scans them all; a file it cannot read or
     refuses is read again with ``open`` and ``json``, which word the errors. ``stats``, an ``(F, 2)`` int64 array,
     receives the files' ``smallfiles.file_stats`` as they were before reading, also when a file raises.
+    ``folder``: the folder every path is in (``os.path.join(folder, name)``): files are opened relative to it.
     """
     stats = np.empty((len(paths), 2), np.int64) if stats is None else stats
     if smallfiles.AVAILABLE:
         names, starts = smallfiles.encode_paths(paths)
-        found, counts, points = _frames_from_files(names, starts, num_joints, stats)
+        fd = smallfiles.CWD if folder is None else smallfiles.open_folder(folder)
+        try:
+            skip = 0 if fd == smallfiles.CWD else len(os.fsencode(os.path.join(folder, "")))
+            found, counts, points = _frames_from_files(fd, names, starts + skip, num_joints, stats)
+        finally:
+            smallfiles.close_folder(fd)
         return _with_fallbacks(found, counts, points, num_joints, paths, lambda i: _read_bytes(paths[i]))
     stats[:] = smallfiles.file_stats(paths)
     raws = []
@@ -207,9 +215,10 @@ def _frames_from_bytes(buf, bounds, num_joints):
 
 
 @njit(cache=True, nogil=True)
-def _frames_from_files(names, starts, num_joints, stats):
-    """The same for the files named in ``names`` (see ``smallfiles.encode_paths``), each read into one scratch
-    buffer; a file that cannot be read is not found. ``stats`` (F, 2) receives their sizes and times."""
+def _frames_from_files(folder, names, starts, num_joints, stats):
+    """The same for the files named in ``names`` from ``starts`` (see ``smallfiles.encode_paths``), relative to the
+    open ``folder`` (or ``smallfiles.CWD``), each read into one scratch buffer; a file that cannot be read is not
+    found. ``stats`` (F, 2) receives their sizes and times."""
     n_files = starts.size - 1
     found = np.zeros(n_files, np.bool_)
     counts = np.zeros(n_files, np.int64)
@@ -217,7 +226,7 @@ def _frames_from_files(names, starts, num_joints, stats):
     buf = np.empty(smallfiles.SCRATCH_BYTES, np.uint8)
     stat = smallfiles.stat_buffer()
     for i in range(n_files):
-        buf, size = smallfiles.read_file(names, starts[i], buf, stat, stats[i])
+        buf, size = smallfiles.read_file(folder, names, starts[i], buf, stat, stats[i])
         if size >= 0:
             found[i], people = _frame_people(buf[:size], num_joints)
             counts[i] = people.shape[0]

@@ -1,8 +1,9 @@
-"""Many small files read inside numba kernels: libc ``open``/``statx``/``read``/``close`` called by name into one
-reused scratch buffer, so a reader of per-frame files pays four system calls a file and creates no Python object.
+"""Many small files read inside numba kernels: libc ``openat``/``statx``/``read``/``close`` called by name into one
+reused scratch buffer, so a reader of per-frame files pays four system calls a file and creates no Python object;
+a video's files are opened relative to their open folder (a one-component path lookup).
 
-Python's ``open(path, "rb").read()`` plus an ``os.stat`` cost about 15 us a file here, this about 5 us (the C
-floor is 4). Linux only (``AVAILABLE``: glibc's ``statx``); elsewhere readers take their Python path. A file that
+Python's ``open(path, "rb").read()`` plus an ``os.stat`` cost about 15 us a file here, this about 4 us (the C
+floor). Linux only (``AVAILABLE``: glibc's ``statx``); elsewhere readers take their Python path. A file that
 cannot be opened or read is reported, not raised: the caller reads it again in Python, which words the error.
 
 Each read also records the file's size and modification time (ns) as :func:`file_stats` gives them, the input
@@ -19,15 +20,16 @@ from typing import Sequence
 import numpy as np
 from numba import njit, types
 
-_open = types.ExternalFunction("open", types.intc(types.voidptr, types.intc))
+_openat = types.ExternalFunction("openat", types.intc(types.intc, types.voidptr, types.intc))
 _read = types.ExternalFunction("read", types.intp(types.intc, types.voidptr, types.uintp))
 _close = types.ExternalFunction("close", types.intc(types.intc))
 _statx = types.ExternalFunction("statx", types.intc(types.intc, types.voidptr, types.intc, types.uintc, types.voidptr))
 
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+CWD = -100  # AT_FDCWD: paths are opened as given
 SCRATCH_BYTES = 1 << 16
 # struct statx (linux/stat.h, the same on every architecture): what is asked, and where the answers are.
-_STATX_SIZE, _STATX_MTIME, _AT_EMPTY_PATH, _AT_FDCWD = 0x200, 0x40, 0x1000, -100
+_STATX_SIZE, _STATX_MTIME, _AT_EMPTY_PATH = 0x200, 0x40, 0x1000
 _STATX_BYTES, _SIZE_AT, _MTIME_AT = 256, 40, 112
 
 
@@ -36,10 +38,10 @@ def _libc_available() -> bool:
         return False
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        if not all(hasattr(libc, name) for name in ("open", "read", "close", "statx")):
+        if not all(hasattr(libc, name) for name in ("openat", "read", "close", "statx")):
             return False
         stat = ctypes.create_string_buffer(_STATX_BYTES)
-        return libc.statx(_AT_FDCWD, b"/", 0, _STATX_SIZE | _STATX_MTIME, stat) == 0  # a kernel that has it
+        return libc.statx(CWD, b"/", 0, _STATX_SIZE | _STATX_MTIME, stat) == 0  # a kernel that has it
     except (OSError, AttributeError):
         return False
 
@@ -71,6 +73,20 @@ def stat_buffer():
     return np.zeros(_STATX_BYTES + 1, np.uint8)
 
 
+def open_folder(folder) -> int:
+    """A descriptor of ``folder`` for :func:`read_file`, or :data:`CWD` when it cannot be opened (the paths are then
+    opened whole). Close it with :func:`close_folder`."""
+    try:
+        return os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return CWD
+
+
+def close_folder(fd: int) -> None:
+    if fd != CWD:
+        os.close(fd)
+
+
 def encode_paths(paths: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """Paths -> (their bytes, each NUL-terminated, back to back; ``(F + 1,)`` start of each, then the end)."""
     raw = [os.fsencode(p) + b"\0" for p in paths]
@@ -80,13 +96,14 @@ def encode_paths(paths: Sequence) -> tuple[np.ndarray, np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def read_file(names, start, buf, stat, stats):
-    """The file whose NUL-terminated path begins at ``names[start]`` -> (buf, size): its bytes are ``buf[:size]``,
-    in ``buf`` or in a larger buffer that replaces it (pass the returned one to the next call); size -1 when it
-    could not be opened or read. ``stats[:] = size, mtime_ns`` of the opened file (before reading it), else -1;
-    ``stat`` is a :func:`stat_buffer`."""
+def read_file(folder, names, start, buf, stat, stats):
+    """The file whose NUL-terminated path begins at ``names[start]`` (relative to the open folder ``folder``, or
+    :data:`CWD`) -> (buf, size): its bytes are ``buf[:size]``, in ``buf`` or in a larger buffer that replaces it
+    (pass the returned one to the next call); size -1 when it could not be opened or read.
+    ``stats[:] = size, mtime_ns`` of the opened file (before reading it), else -1; ``stat`` is a
+    :func:`stat_buffer`."""
     stats[:] = -1
-    fd = _open(names[start:].ctypes.data, OPEN_FLAGS)
+    fd = _openat(folder, names[start:].ctypes.data, OPEN_FLAGS)
     if fd < 0:
         return buf, -1
     if _statx(fd, stat[_STATX_BYTES:].ctypes.data, _AT_EMPTY_PATH, _STATX_SIZE | _STATX_MTIME, stat.ctypes.data) == 0:
