@@ -7,16 +7,22 @@ people, ``--frames`` frames per video), then prints, per format, videos/s and MB
   - per core, in this process: parsing alone (stdlib ``json.loads``; orjson's ``loads`` when installed; our
     reader, the numba scanner) and our parse + person tracking + normalization (``process_video``);
   - ``convert_openpose`` end to end (listing, pool start, parse, tracking, normalize, zarr write, index) on
-    ``--workers`` workers, with the worker pool already started (a fresh process first pays its start-up, about
-    1 s: forkserver, imports, kernels; measured first and printed, and added in a second line);
+    ``--workers`` workers, in a process that has converted before (a fresh process first pays its start-up, about
+    1 s: forkserver, imports, kernels, zarr set-up; measured first on two tiny videos and printed, and added in a
+    second line);
 and the ratios to the baseline, all measured in the same run.
 
     python benchmarks/convert_openpose.py --videos 2000 --frames 300 --frame-videos 300 --workers 2
+
+The per-frame files are written as OpenPose writes them (6 significant digits, about 1 kB a frame); with one
+file per frame, opening and reading costs as much as parsing, so the reader does both inside numba (libc
+``openat``/``statx``/``read``, see ``skeltools.readers.smallfiles``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -88,6 +94,7 @@ def bench(fmt: str, videos: int, frames: int, workers: int, root: Path, startup:
     raw = root / fmt
     t0 = time.perf_counter()
     paths = write_openpose_corpus(raw, videos, seed=0, format=fmt, frames=frames)
+    os.sync()  # the corpus's write-back would otherwise run during the timings
     print(f"{fmt}: wrote {videos} videos of {frames} frames in {time.perf_counter() - t0:.0f} s")
     size = sum(p.stat().st_size for p in raw.rglob("*.json"))
     image = (1920, 1080) if fmt == "frames" else None
@@ -110,18 +117,20 @@ def bench(fmt: str, videos: int, frames: int, workers: int, root: Path, startup:
 
     whole, report = convert(paths, f"{fmt}.zarr")
     timings[f"convert_openpose end to end, {workers} workers"] = whole
-    timings["  the same plus the pool start-up"] = whole + startup
+    timings["  the same plus the process start-up"] = whole + startup
     return timings, size / 1e6, report["timings"]
 
 
-def pool_startup(workers: int) -> float:
-    """Seconds until the converters' worker pool is ready (forkserver, imports, numba kernels loaded)."""
-    from skeltools.convert import _Executor
+def startup(workers: int, root: Path) -> float:
+    """Seconds of a process's one-time start-up: the converters' worker pool (forkserver, imports, numba kernels)
+    and the first store the process writes (zarr and pyarrow set-up), by converting two tiny videos."""
+    from skeltools.convert_openpose import convert_openpose
+    from skeltools.synth import write_openpose_corpus
 
+    write_openpose_corpus(root / "warmup", 2, seed=1, format="kinetics", frames=20)
     t0 = time.perf_counter()
-    with _Executor(workers, progress=False) as executor:
-        executor._ready_pool()
-        return time.perf_counter() - t0
+    convert_openpose([root / "warmup"], root / "warmup.zarr", workers=workers, progress=False)
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -130,12 +139,16 @@ def main() -> None:
     parser.add_argument("--frame-videos", type=int, default=300, help="per-frame videos (one file per frame)")
     parser.add_argument("--frames", type=int, default=300, help="frames per video")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", choices=("kinetics", "frames"), help="run one format")
     args = parser.parse_args()
-    startup = pool_startup(args.workers)  # once per process: the conversions below reuse the forkserver
-    print(f"worker pool start-up (forkserver, imports, numba kernels; once per process): {startup:.2f} s")
     with tempfile.TemporaryDirectory() as tmp:
+        startup_s = startup(args.workers, Path(tmp))  # once per process: later conversions reuse the forkserver
+        print(f"process start-up (worker pool: forkserver, imports, numba kernels; first store: zarr, pyarrow): "
+              f"{startup_s:.2f} s")
         for fmt, videos in (("kinetics", args.videos), ("frames", args.frame_videos)):
-            timings, mb, phases = bench(fmt, videos, args.frames, args.workers, Path(tmp), startup)
+            if args.only not in (None, fmt):
+                continue
+            timings, mb, phases = bench(fmt, videos, args.frames, args.workers, Path(tmp), startup_s)
             base = timings["python json + loops (baseline)"]
             files = videos * (args.frames if fmt == "frames" else 1)
             print(f"{fmt}: {videos} videos, {files} files, {mb:.0f} MB of JSON")

@@ -89,10 +89,11 @@ def close_folder(fd: int) -> None:
 
 def encode_paths(paths: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """Paths -> (their bytes, each NUL-terminated, back to back; ``(F + 1,)`` start of each, then the end)."""
-    raw = [os.fsencode(p) + b"\0" for p in paths]
-    starts = np.zeros(len(raw) + 1, np.int64)
-    np.cumsum([len(r) for r in raw], out=starts[1:])
-    return np.frombuffer(b"".join(raw), np.uint8), starts
+    joined = "".join(f"{os.fspath(p)}\0" for p in paths).encode(sys.getfilesystemencoding(), "surrogateescape")
+    names = np.frombuffer(joined, np.uint8)
+    starts = np.zeros(len(paths) + 1, np.int64)
+    starts[1:] = np.flatnonzero(names == 0) + 1  # a path holds no NUL
+    return names, starts
 
 
 @njit(cache=True, nogil=True)
