@@ -76,3 +76,25 @@ def ntu_train_store(tmp_path_factory):
     convert_ntu([raw], root / "s.zarr", progress=False, workers=1)
     write_modalities(root / "s.zarr", ["bone"])
     return root / "s.zarr"
+
+
+@pytest.fixture
+def kill_at_group(monkeypatch):
+    """``kill_at_group(n)``: the n-th group a conversion processes raises KeyboardInterrupt, as a killed run would;
+    ``kill_at_group(None)`` lets conversions run again."""
+    import skeltools.convert as convert_mod
+
+    original = convert_mod.process_group
+
+    def arm(call: int | None) -> None:
+        calls = []
+
+        def dies(task):
+            calls.append(task[0])
+            if len(calls) == call:
+                raise KeyboardInterrupt
+            return original(task)
+
+        monkeypatch.setattr(convert_mod, "process_group", original if call is None else dies)
+
+    return arm

@@ -162,23 +162,14 @@ def test_cli_exit_codes_and_one_line_errors(corpus, tmp_path):
     assert "modalities  joint  (run `skeltools modalities" in result.output
 
 
-def test_interrupted_run_leaves_no_store_and_resumes(corpus, tmp_path, monkeypatch):
+def test_interrupted_run_leaves_no_store_and_resumes(corpus, tmp_path, monkeypatch, kill_at_group):
     monkeypatch.setattr(convert_mod, "GROUP_FILES", 5)
     target = tmp_path / "s.zarr"
-    calls = []
-    original = convert_mod.process_group
-
-    def dies_on_third_group(task):
-        calls.append(task[0])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(task)
-
-    monkeypatch.setattr(convert_mod, "process_group", dies_on_third_group)
+    kill_at_group(3)
     with pytest.raises(KeyboardInterrupt):
         convert_ntu([corpus], target, exclude_list=(), progress=False, workers=1)
     assert not target.exists() and work_dir_for(target).exists()
-    monkeypatch.setattr(convert_mod, "process_group", original)
+    kill_at_group(None)
 
     def dies_writing(task):
         raise OSError("disk full")
@@ -199,22 +190,14 @@ def test_interrupted_run_leaves_no_store_and_resumes(corpus, tmp_path, monkeypat
     assert not work_dir_for(target).exists()
 
 
-def test_resume_reprocesses_a_finished_group_whose_input_changed(corpus, tmp_path, monkeypatch):
+def test_resume_reprocesses_a_finished_group_whose_input_changed(corpus, tmp_path, monkeypatch, kill_at_group):
     raw = tmp_path / "raw"
     shutil.copytree(corpus, raw)
     monkeypatch.setattr(convert_mod, "GROUP_FILES", 5)
-    original, calls = convert_mod.process_group, []
-
-    def dies_on_third_group(task):
-        calls.append(task[0])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(task)
-
-    monkeypatch.setattr(convert_mod, "process_group", dies_on_third_group)
+    kill_at_group(3)
     with pytest.raises(KeyboardInterrupt):
         convert_ntu([raw], tmp_path / "s.zarr", exclude_list=(), progress=False, workers=1)
-    monkeypatch.setattr(convert_mod, "process_group", original)
+    kill_at_group(None)
     first = sorted(raw.glob("*.skeleton"))[0]  # in group 0, finished: edit it in place (same name, new content)
     lines = first.read_bytes().splitlines(keepends=True)
     lines[4] = b"0.5 " + lines[4].split(b" ", 1)[1]  # frame 0, body 0, joint 0: x = 0.5

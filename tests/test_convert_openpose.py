@@ -280,25 +280,17 @@ def test_synthetic_corpus_round_trip(tmp_path, fmt):
     assert all(rows[n]["label"] == int(n[-3:]) - 1 for n in names)
 
 
-def test_resume_redoes_a_video_whose_frame_file_changed(tmp_path, monkeypatch):
+def test_resume_redoes_a_video_whose_frame_file_changed(tmp_path, monkeypatch, kill_at_group):
     import skeltools.convert as convert_mod
     from skeltools.synth import write_openpose_corpus
 
     write_openpose_corpus(tmp_path / "raw", 4, seed=2, format="frames", frames=20)
     monkeypatch.setattr(convert_mod, "GROUP_INPUT_FILES", 20)  # one video a group
-    original, calls = convert_mod.process_group, []
-
-    def dies_on_third_group(task):
-        calls.append(task[0])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(task)
-
-    monkeypatch.setattr(convert_mod, "process_group", dies_on_third_group)
+    kill_at_group(3)
     options = dict(format="frames", image_size=(1920, 1080), **RUN)
     with pytest.raises(KeyboardInterrupt):
         convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", **options)
-    monkeypatch.setattr(convert_mod, "process_group", original)
+    kill_at_group(None)
     first_video = sorted(p for p in (tmp_path / "raw").iterdir() if p.is_dir())[0]
     frame = sorted(first_video.iterdir())[3]
     frame.write_text(openpose_frame_json(np.full((1, 18, 3), 0.25, np.float32)))  # same name, new content
@@ -311,25 +303,18 @@ def test_resume_redoes_a_video_whose_frame_file_changed(tmp_path, monkeypatch):
     assert a.index.equals(b.index)
 
 
-def test_resume_starts_over_when_a_label_file_changed(tmp_path, monkeypatch):
+def test_resume_starts_over_when_a_label_file_changed(tmp_path, monkeypatch, kill_at_group):
     import skeltools.convert as convert_mod
     from skeltools.synth import write_openpose_corpus
 
     names = [p.name for p in write_openpose_corpus(tmp_path / "raw", 3, seed=4, format="frames", frames=20)]
     labels = tmp_path / "raw" / "labels.csv"
     monkeypatch.setattr(convert_mod, "GROUP_INPUT_FILES", 20)
-    original = convert_mod.process_group
-
-    def dies_on_second_group(task):
-        if task[0] == 1:
-            raise KeyboardInterrupt
-        return original(task)
-
-    monkeypatch.setattr(convert_mod, "process_group", dies_on_second_group)
+    kill_at_group(2)
     options = dict(format="frames", image_size=(1920, 1080), labels=[labels], **RUN)
     with pytest.raises(KeyboardInterrupt):
         convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", **options)
-    monkeypatch.setattr(convert_mod, "process_group", original)
+    kill_at_group(None)
     labels.write_text("video,label\n" + "".join(f"{n},{7 + i}\n" for i, n in enumerate(sorted(names))))
     logs = []
     convert_openpose([tmp_path / "raw"], tmp_path / "s.zarr", log=logs.append, **options)
