@@ -170,9 +170,9 @@ def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileR
     return group, results, time.perf_counter() - t0
 
 
-def _item_files(item) -> list[str]:
+def _item_files(item) -> Sequence:
     """A work item's input files: the item is a file, or has ``files``."""
-    return [str(f) for f in getattr(item, "files", (item,))]
+    return getattr(item, "files", (item,))
 
 
 def input_fields(stats: np.ndarray) -> dict[str, Any]:
@@ -459,10 +459,10 @@ def group_items(items: list) -> list[list]:
     """Consecutive items cut into groups of at most ``GROUP_FILES`` items and ``GROUP_INPUT_FILES`` input files
     (an item has one file, or its ``files``): groups of similar work keep the workers equally busy."""
     groups: list[list] = []
-    files = GROUP_INPUT_FILES
+    files = 0
     for item in items:
-        n = len(getattr(item, "files", (item,)))
-        if files + n > GROUP_INPUT_FILES or len(groups[-1]) == GROUP_FILES:
+        n = len(_item_files(item))
+        if not groups or files + n > GROUP_INPUT_FILES or len(groups[-1]) == GROUP_FILES:
             groups.append([])
             files = 0
         groups[-1].append(item)

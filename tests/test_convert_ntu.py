@@ -248,3 +248,13 @@ def test_msg3d_preset_stores_300_frames(corpus, tmp_path):
     store = SkeletonStore.open(tmp_path / "s.zarr")
     assert (store.lengths == 300).all()
     assert store.attrs["preset"] == "msg3d" and store.attrs["preprocessing"]["frames"].startswith("300")
+
+
+def test_groups_are_cut_by_items_and_by_input_files(monkeypatch):
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(convert_mod, "GROUP_FILES", 3)
+    monkeypatch.setattr(convert_mod, "GROUP_INPUT_FILES", 10)
+    assert [len(g) for g in convert_mod.group_items([f"f{i}" for i in range(7)])] == [3, 3, 1]
+    videos = [SimpleNamespace(files=("a",) * n) for n in (4, 4, 4, 12, 1)]
+    assert [[len(v.files) for v in g] for g in convert_mod.group_items(videos)] == [[4, 4], [4], [12], [1]]

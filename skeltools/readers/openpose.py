@@ -46,7 +46,8 @@ def folder_videos(names: Sequence[str]) -> dict[str, tuple[list[int], list[str]]
             for prefix, frames in ((prefix, sorted(frames)) for prefix, frames in videos.items())}
 
 
-_OPENPOSE_TAIL = len("_000000000000_keypoints.json")
+_SUFFIX = "_keypoints.json"
+_OPENPOSE_TAIL = len("_000000000000" + _SUFFIX)
 
 
 def _one_openpose_video(names: list[str]) -> dict[str, tuple[list[int], list[str]]] | None:
@@ -54,14 +55,14 @@ def _one_openpose_video(names: list[str]) -> dict[str, tuple[list[int], list[str
     ASCII prefix (OpenPose's output for one video), else None. The names then have one length: their bytes form a
     matrix checked column-wise, and fixed-width numbers sort as the names do."""
     width = len(names[0]) if names else 0
-    if width < _OPENPOSE_TAIL or not names[0].endswith("_keypoints.json"):
+    if width < _OPENPOSE_TAIL or not names[0].endswith(_SUFFIX):
         return None
     raw = "".join(names).encode("utf-8")
     if len(raw) != width * len(names) or b"\n" in raw:  # not ASCII, or lengths differ, or a newline
         return None
     chars = np.frombuffer(raw, np.uint8).reshape(len(names), width)
-    digits = chars[:, width - _OPENPOSE_TAIL + 1:width - 15]
-    fixed = np.delete(chars, np.s_[width - _OPENPOSE_TAIL + 1:width - 15], axis=1)
+    number = np.s_[width - _OPENPOSE_TAIL + 1:width - len(_SUFFIX)]  # the 12 digits' columns
+    digits, fixed = chars[:, number], np.delete(chars, number, axis=1)
     if chars[0, width - _OPENPOSE_TAIL] != ord("_") or not (fixed == fixed[0]).all() \
             or not ((digits >= ord("0")) & (digits <= ord("9"))).all():
         return None
