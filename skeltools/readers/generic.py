@@ -160,7 +160,7 @@ def read_keypoints(path, axes: str = "TMVC", *, npz_key: str | None = None, join
     return data
 
 
-def _array_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+def array_header(fh) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and dtype from a ``.npy`` header at the start of ``fh`` (left at the data)."""
     version = np.lib.format.read_magic(fh)
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
@@ -173,7 +173,7 @@ def _stored_header(path: Path, npz_key: str | None) -> tuple[tuple[int, ...], np
     and the file's (or zip entry's) size alone."""
     if path.suffix.lower() == ".npy":
         with open(path, "rb") as fh:
-            shape, dtype = _array_header(fh)
+            shape, dtype = array_header(fh)
             return shape, dtype, path.stat().st_size - fh.tell()
     with zipfile.ZipFile(path) as archive:
         names = [n.removesuffix(".npy") for n in archive.namelist()]
@@ -184,7 +184,7 @@ def _stored_header(path: Path, npz_key: str | None) -> tuple[tuple[int, ...], np
         if key not in names:
             raise GenericInputError(f"{path}: no array {key!r} (arrays: {', '.join(names) or 'none'})")
         with archive.open(f"{key}.npy") as fh:
-            shape, dtype = _array_header(fh)
+            shape, dtype = array_header(fh)
             return shape, dtype, archive.getinfo(f"{key}.npy").file_size - fh.tell()
 
 
