@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -267,9 +268,9 @@ def _select(inputs: Sequence, labels_path: Path, layout: Layout, axes: str | Non
             npz_key: str | None, class_names: Sequence[str] | None, split_ratio: float | None, seed: int,
             max_persons: int | None, dataset: str, log: Callable[[str], None] = lambda _: None):
     """-> (files to process, results for the others, dataset, options)."""
-    ignore = {Path(labels_path).resolve()}
+    ignore = {os.path.realpath(labels_path)}  # realpath, not resolve: a symlink loop is a file that fails later
     files = [p for p in find_skeleton_files(inputs, tuple(f"*{s}" for s in SUFFIXES))
-             if p.suffix.lower() in SUFFIXES and p.resolve() not in ignore]
+             if p.suffix.lower() in SUFFIXES and os.path.realpath(p) not in ignore]
     if axes is None and any(p.suffix.lower() != ".csv" for p in files):
         raise ConversionError(f"give --axes ({', '.join(AXES)}): the array files do not say their axis order")
     rows = read_label_table(labels_path)
