@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from skeltools.cli import main
 from skeltools.convert import ConversionError, convert_ntu, find_skeleton_files, walk_files
-from skeltools.convert_generic import axes_problems, convert_generic
+from skeltools.convert_generic import convert_generic
 from skeltools.convert_openpose import convert_openpose
 from skeltools.convert_smarthome import convert_smarthome
 from skeltools.readers.ntu import SkeletonParseError, parse_skeleton
@@ -500,6 +500,8 @@ def test_frames_given_as_kinetics_and_back_get_a_hint(tmp_path):
 
 
 def test_axes_problems_rules():
+    from skeltools.convert_generic import axes_problems
+
     assert axes_problems({"a.npy": (50, 2, 25, 3)}, "TMVC", 2) == ([], "")
     warnings, fatal = axes_problems({"a.npy": (2, 109, 25, 3), "b.npy": (80, 2, 25, 3)}, "MTVC", 2)
     assert warnings == ["a.npy: 109 persons and 2 frames with --axes MTVC (more than --max-persons 2): likely "
