@@ -355,6 +355,23 @@ def test_score_free_people_are_tracked_not_dropped(tmp_path):
     assert not SkeletonStore.open(tmp_path / "ref.zarr")[0].any()
 
 
+def test_genuine_tf_pose_file_keeps_every_frame(fixtures, tmp_path):
+    """hluong89/st_gcn_preprocessing_NTU_RGB_images@6664f6a4 ``S004C002P003R001A055_rgb.json`` (76 frames, 2-4
+    people, every score 0), when the fixtures folder holds it."""
+    path = fixtures / "kinetics" / "S004C002P003R001A055_rgb.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing")
+    (tmp_path / "in").mkdir()
+    shutil.copy(path, tmp_path / "in")
+    report = convert_openpose([tmp_path / "in"], tmp_path / "s.zarr", **RUN)
+    x = SkeletonStore.open(tmp_path / "s.zarr")[0]
+    seen = x[..., :2].any(axis=(2, 3))
+    assert x.shape[0] == 76 and seen.sum(axis=0).tolist() == [76, 71]
+    assert report["notes"]["S004C002P003R001A055_rgb"][:2] == [
+        "every keypoint score is 0 (no confidences, as tf-pose writes): joints with coordinates given score 1",
+        "13 of 160 person-frames dropped (at most 2 persons kept)"]
+
+
 def test_tracking_drops_are_reported_for_scored_people():
     frames = [np.stack([np.full((18, 3), 0.5, np.float32), np.full((18, 3), 0.2, np.float32)])] * 4
     frames = [f.copy() for f in frames]
