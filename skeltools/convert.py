@@ -145,7 +145,10 @@ def process_ntu_file(path: str, options: NtuOptions) -> tuple[FileResult, np.nda
 def zero_nonfinite_bodies(x: np.ndarray) -> int:
     """Zero, in place, every body-frame (a ``(V, C)`` block over the last two axes of ``x``) holding NaN or inf;
     return how many there were. The store keeps such body-frames as zeros and counts them in ``report.json``."""
-    bad = ~np.isfinite(x).all(axis=(-2, -1))
+    finite = np.isfinite(x)
+    if finite.all():  # the common case, at a fraction of the per-body reduction's cost
+        return 0
+    bad = ~finite.all(axis=(-2, -1))
     x[bad] = 0.0
     return int(bad.sum())
 

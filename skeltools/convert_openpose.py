@@ -25,7 +25,7 @@ from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, 
                                input_fields, make_executor, walk_folders, zero_nonfinite_bodies)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, TimelineError, map_joints, normalize_stgcn,
                                         parse_label, read_kinetics_video, read_openpose_video, select_stgcn,
-                                        select_tracked, folder_videos, timeline)
+                                        select_tracked, selection_losses, folder_videos, timeline)
 
 FORMATS = ("frames", "kinetics")
 PERSON_PRESETS = ("track", "stgcn")
@@ -172,14 +172,9 @@ def fill_missing_scores(points: np.ndarray) -> bool:
 def dropped_people(frames, data: np.ndarray) -> list[str]:
     """Notes on what person selection left out: person-frames (``frames``, :class:`Frames`) not in ``data``
     ``(T, M, V, 3)``, and frames that had somebody but keep nobody."""
-    present = frames.points.any(axis=(1, 2))
-    kept = data.any(axis=(2, 3))
-    dropped = int(present.sum() - kept.sum())
-    seen = np.zeros(len(frames), bool)
-    seen[np.repeat(np.arange(len(frames)), frames.counts)[present]] = True
-    emptied = int((seen & ~kept.any(axis=1)).sum())
-    notes = [f"{dropped} of {int(present.sum())} person-frames dropped (at most {data.shape[1]} persons kept)"] \
-        if dropped else []
+    present, kept, emptied = selection_losses(frames.points, frames.counts, data)
+    notes = [f"{present - kept} of {present} person-frames dropped (at most {data.shape[1]} persons kept)"] \
+        if present > kept else []
     return notes + ([f"{emptied} frames with somebody keep nobody"] if emptied else [])
 
 

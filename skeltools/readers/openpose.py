@@ -711,6 +711,35 @@ def select_tracked(frames, max_persons: int, max_cost: float = 3.0) -> np.ndarra
     return _select_tracked(frames.points, frames.counts, max_persons, float(max_cost))
 
 
+@njit(cache=True, nogil=True)
+def _any_value(block):
+    for x in block.ravel():
+        if x != 0:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def selection_losses(points, counts, data):
+    """What person selection left out: (person-frames with any non-zero value before ``points (N, V, 3)`` with
+    ``counts (T,)``, those kept in ``data (T, M, V, 3)``, frames that had somebody but keep nobody)."""
+    present = kept = emptied = 0
+    start = 0
+    for t in range(counts.size):
+        seen = False
+        for i in range(start, start + counts[t]):
+            if _any_value(points[i]):
+                present += 1
+                seen = True
+        start += counts[t]
+        left = 0
+        for m in range(data.shape[1]):
+            left += _any_value(data[t, m])
+        kept += left
+        emptied += seen and left == 0
+    return present, kept, emptied
+
+
 def map_joints(data: np.ndarray, sources: tuple[tuple[int, ...], ...]) -> np.ndarray:
     """``(..., V, 3) -> (..., len(sources), 3)``: joint j copied from joint ``sources[j][0]``, or, for a pair, their
     midpoint (x, y averaged) with the lower of the two scores; a midpoint is ``0, 0, 0`` (undetected) when either
