@@ -1,7 +1,7 @@
 """New stores from existing ones: ``subset`` (rows by split, class and count) and ``merge`` (stores of one layout).
 
 Frames are copied exactly (every modality the sources share), shard by shard, into a store built in a hidden
-sibling directory and published atomically, like a conversion.
+sibling directory and published atomically (sealed and checked), like a conversion, holding the target's lock.
 """
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ from typing import Sequence
 
 import numpy as np
 
-from skeltools.store import SkeletonStore, StoreBuilder, StoreError, create_frame_array, work_dir_for, write_frames
+from skeltools.store import (SkeletonStore, StoreBuilder, StoreError, create_frame_array, target_lock, work_dir_for,
+                             write_frames)
 
 
 def _copy(sources: list[tuple[SkeletonStore, np.ndarray]], target: Path, attrs: dict, index, report: dict, *,
           modalities: Sequence[str], overwrite: bool) -> Path:
     """Write the rows of each (store, rows) pair, in order, into a new store at ``target``."""
+    with target_lock(target, "subset/merge"):
+        return _copy_locked(sources, target, attrs, index, report, modalities=modalities, overwrite=overwrite)
+
+
+def _copy_locked(sources: list[tuple[SkeletonStore, np.ndarray]], target: Path, attrs: dict, index, report: dict, *,
+                 modalities: Sequence[str], overwrite: bool) -> Path:
     import zarr
 
     first = sources[0][0]
