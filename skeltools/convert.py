@@ -378,19 +378,20 @@ class _Executor:
             for number, task in itertools.islice(pending, 1):
                 running[pool.submit(func, task)] = label(task) if label else f"task {number + 1} of {len(tasks)}"
 
-        for _ in range(self.workers):
-            submit_next()
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    raise WorkerDied(f"a worker process died (killed by a signal or for lack of memory) during "
-                                     f"{desc}, running {' or '.join(running.values())}") from None
-                del running[future]
+        try:
+            for _ in range(self.workers):
                 submit_next()
-                yield result
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    del running[future]
+                    submit_next()
+                    yield result
+        except BrokenProcessPool:
+            doing = f"running {' or '.join(running.values())}" if running else "between tasks"
+            raise WorkerDied(f"a worker process died (killed by a signal or for lack of memory) during {desc}, "
+                             f"{doing}") from None
 
 
 class _DaskExecutor:
