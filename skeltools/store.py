@@ -128,14 +128,21 @@ class StoreBuilder:
 
 
 def shard_files(array_dir: Path) -> dict[str, int]:
-    """Size in bytes of every shard file of the frame array at ``array_dir``, by key (``c/<shard>/0/0/0``), in
-    shard order. A shard whose frames are all zero has no file."""
+    """Size in bytes of every shard file of the frame array at ``array_dir``, by key (``c/<shard>/0/0/0``: one
+    shard spans the other axes), in shard order. A shard whose frames are all zero has no file."""
+    inner = "/".join("0" * (len(schema.FRAME_DIMS) - 1))
+    try:
+        shards = sorted(int(entry.name) for entry in os.scandir(Path(array_dir) / "c") if entry.name.isdigit())
+    except FileNotFoundError:
+        return {}
     sizes = {}
-    for folder, _, names in os.walk(Path(array_dir) / "c"):
-        for name in names:
-            path = Path(folder) / name
-            sizes[path.relative_to(array_dir).as_posix()] = path.stat().st_size
-    return dict(sorted(sizes.items(), key=lambda item: [int(part) for part in item[0].split("/")[1:]]))
+    for shard in shards:
+        key = f"c/{shard}/{inner}"
+        try:
+            sizes[key] = os.stat(Path(array_dir) / key).st_size
+        except FileNotFoundError:
+            continue
+    return sizes
 
 
 def seal_array(array_dir: Path) -> None:

@@ -170,9 +170,11 @@ def test_missing_and_emptied_shards_are_named_and_never_read_as_zeros(tmp_path):
         opened.read(3, "bone")
     assert opened.read(0).shape == (40, 2, 25, 3)  # shard 0 is intact
 
-    extra = shard_file(store, shard=1)  # a file that was not there at publish
+    extra = shard_file(store, shard=9)  # a file that was not there at publish
+    extra.parent.mkdir(parents=True)
     extra.write_bytes(shard_file(store, shard=0).read_bytes())
-    assert ("array 'joint', shard 1 (joint/c/1/0/0/0) has" in "\n".join(validate_store(store, deep=False).problems))
+    assert ("array 'joint', shard 9 (joint/c/9/0/0/0) was not in the store when it was published"
+            in validate_store(store, deep=False).problems)
 
 
 def test_store_without_shard_lists_opens_and_validate_says_what_it_cannot_prove(tmp_path):
