@@ -13,6 +13,18 @@ import click
 from skeltools import __version__
 
 
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+OPTIONAL_MODULES = {  # module -> how to install it
+    "torch": f'pip install "torch==2.13.0" --index-url {TORCH_CPU_INDEX} (CPU build; on a GPU machine '
+             f'pip install "torch==2.13.0"), or pip install "skeltools[train]"',
+    "matplotlib": "pip install 'skeltools[viz]'",
+    "onnx": "pip install 'skeltools[onnx]'",
+    "onnxruntime": "pip install 'skeltools[onnx]'",
+    "dask": "pip install 'skeltools[dask]'",
+    "distributed": "pip install 'skeltools[dask]'",
+}
+
+
 class _Group(click.Group):
     """Turns any error into one clear line and exit code 1; ``--debug`` shows the traceback instead."""
 
@@ -24,6 +36,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; rerun the same command to resume", err=True)
             ctx.exit(130)
+        except ModuleNotFoundError as exc:
+            if exc.name not in OPTIONAL_MODULES or (ctx.find_root().params or {}).get("debug"):
+                raise
+            click.echo(f"error: {ctx.invoked_subcommand or ctx.info_name} needs {exc.name}, which is not installed: "
+                       f"{OPTIONAL_MODULES[exc.name]}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the CLI boundary
             if (ctx.find_root().params or {}).get("debug") or os.environ.get("SKELTOOLS_DEBUG"):
                 raise
@@ -99,7 +117,9 @@ def _summary(output: Path, report: dict, seconds: float, append: bool) -> None:
     if append and not c["converted"]:
         click.echo(f"{output}: nothing new to append, {c['duplicates']} sample(s) already in the store; unchanged")
         return
-    click.echo(f"{output}: {'appended ' if append else ''}{c['converted']} samples, {c['frames']} frames "
+    samples = c.get("samples", c["converted"])
+    files = f" from {c['converted']} files" if samples != c["converted"] else ""
+    click.echo(f"{output}: {'appended ' if append else ''}{samples} samples{files}, {c['frames']} frames "
                f"({report['dataset']}); {c['skipped']} skipped, {c['failed']} failed"
                f"{', %d already in the store' % c['duplicates'] if append else ''}; {seconds:.1f} s, "
                f"{c['frames'] / seconds:.0f} frames/s")
@@ -469,18 +489,24 @@ def validate(store, quick) -> None:
 @click.option("--split", default=None, help="Keep one split part, e.g. xsub_train.")
 @click.option("--classes", default="", help="Comma-separated class names or 0-based labels to keep.")
 @click.option("--max-per-class", type=int, default=None, help="At most N samples per class (first in store order).")
+@click.option("--split-ratio", type=float, default=None,
+              help="Add a seeded split stratified per class: generic_train (this fraction) / generic_test.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --split-ratio.")
 @click.option("--overwrite", is_flag=True)
-def subset(store, output, split, classes, max_per_class, overwrite) -> None:
-    """Copy part of a store (by split, class and count) into a new store, every modality included.
+def subset(store, output, split, classes, max_per_class, split_ratio, seed, overwrite) -> None:
+    """Copy part of a store (by split, class and count) into a new store, every modality included; optionally add
+    a seeded stratified train/test split (for stores converted without split columns).
 
     \b
     Example:
       skeltools subset ntu60.zarr -o small.zarr --split xsub_train --classes 0,1,2 --max-per-class 50
+      skeltools subset clips.zarr -o clips_split.zarr --split-ratio 0.8 --seed 0   # then train --split generic
     """
     from skeltools.reshape import subset_store
 
     wanted = [c.strip() for c in classes.split(",") if c.strip()]
-    n = subset_store(store, output, split=split, classes=wanted, max_per_class=max_per_class, overwrite=overwrite)
+    n = subset_store(store, output, split=split, classes=wanted, max_per_class=max_per_class,
+                     split_ratio=split_ratio, seed=seed, overwrite=overwrite)
     click.echo(f"{output}: {n} samples")
 
 
@@ -851,7 +877,8 @@ def predict_cmd(args, top_k, window, stride, output, checkpoint, split, clips, a
 @click.option("--dynamic", is_flag=True, help="Any clip length T (the batch size is always free).")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset (18 or newer).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint, overwrite) -> None:
     """Export a run's model to ONNX: input clips (N, M, T, V, C), outputs logits and probs (N, K); class names,
     layout, modality, clip sampling and preprocessing in the model's metadata. Needs the onnx extra.
 
@@ -863,8 +890,10 @@ def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint) -> 
     from trainer.onnx_export import export_onnx
     from trainer.predict import load_predictor
 
+    if onnx_path.exists() and not overwrite:
+        raise click.ClickException(f"{onnx_path} exists; pass --overwrite to replace it")
     summary = export_onnx(load_predictor(run_dir, checkpoint=checkpoint, device="cpu"), onnx_path, frames=frames,
-                          dynamic=dynamic, opset=opset)
+                          dynamic=dynamic, opset=opset, overwrite=overwrite)
     click.echo(f"{onnx_path}: {summary['metadata']['architecture']}, {summary['classes']} classes, frames "
                f"{summary['frames']}, opset {summary['opset']}, {summary['bytes'] / 1e6:.1f} MB")
 

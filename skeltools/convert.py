@@ -700,6 +700,7 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
         "counts": {"files": len(results) + len(duplicates),
                    "input_bytes": sum(r.input_bytes or _file_size(r.file) for r in results + duplicates),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
+                   "samples": sum(len(_sample_ids(r)) for r in ok),
                    "frames": int(sum(r.length for r in ok)),
                    "nonfinite_body_frames": int(sum(r.nonfinite_body_frames for r in results))},
         "failed": [{"file": r.file, "line": r.line, "error": r.reason} for r in failed],

@@ -84,6 +84,11 @@ class FeaturePlan:
         return cls(features, tuple(steps))
 
     @property
+    def derived(self) -> tuple[str, ...]:
+        """The features computed on the fly (not stored in the store as themselves)."""
+        return tuple(f for f, (src, _) in zip(self.features, self.steps) if src != f)
+
+    @property
     def sources(self) -> tuple[str, ...]:
         """The store arrays this plan reads, in first-use order."""
         return tuple(dict.fromkeys(src for src, _ in self.steps))

@@ -51,10 +51,29 @@ def _copy_locked(sources: list[tuple[SkeletonStore, np.ndarray]], target: Path, 
     return builder.publish(offsets, index, report, overwrite=overwrite)
 
 
+def with_random_split(index, ratio: float, seed: int, protocol: str = "generic"):
+    """``index`` with two new columns ``{protocol}_train`` / ``{protocol}_test``: a seeded split stratified per
+    class (``convert_generic.random_split``); unlabelled samples are in neither part."""
+    import pyarrow as pa
+
+    from skeltools.convert_generic import random_split
+
+    names = [f"{protocol}_train", f"{protocol}_test"]
+    if any(n in index.column_names for n in names):
+        raise StoreError(f"the store has a {protocol!r} split already")
+    ids, labels = index.column("sample_id").to_pylist(), index.column("label").to_pylist()
+    parts = random_split({i: l for i, l in zip(ids, labels) if l >= 0}, ratio, seed)
+    for name, part in zip(names, ("train", "test")):
+        index = index.append_column(pa.field(name, pa.bool_()), pa.array([parts.get(i) == part for i in ids]))
+    return index
+
+
 def subset_store(path, target, *, split: str | None = None, classes: Sequence[str | int] = (),
-                 max_per_class: int | None = None, overwrite: bool = False) -> int:
+                 max_per_class: int | None = None, split_ratio: float | None = None, seed: int = 0,
+                 overwrite: bool = False) -> int:
     """Copy the samples of ``split`` whose class is in ``classes`` (names or 0-based labels; all when empty),
-    at most ``max_per_class`` per class (the first in store order). Returns the number of samples."""
+    at most ``max_per_class`` per class (the first in store order). ``split_ratio``: also add a seeded stratified
+    ``generic_train`` / ``generic_test`` split of the kept samples. Returns the number of samples."""
     store = SkeletonStore.open(path)
     rows = store.rows(split)
     labels = store.index.column("label").to_numpy()
@@ -77,11 +96,19 @@ def subset_store(path, target, *, split: str | None = None, classes: Sequence[st
             keep.append(seen[labels[row]] <= max_per_class)
         rows = rows[np.array(keep, bool)] if len(rows) else rows
     if not len(rows):
-        raise StoreError(f"{path}: the selection is empty")
+        present = np.unique(labels[(labels >= 0)])
+        names = store.class_names
+        listed = ", ".join(f"{k} {names[k]}" if k < len(names) else str(k) for k in present[:60])
+        raise StoreError(f"{path}: the selection is empty; the store's classes are "
+                         f"{listed or 'none (unlabelled)'}" + (" ..." if len(present) > 60 else ""))
     report = {"source": "subset", "from": str(Path(path).resolve()), "split": split, "classes": list(map(str, classes)),
               "max_per_class": max_per_class, "counts": {"converted": len(rows)},
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    _copy([(store, rows)], Path(target), dict(store.attrs), store.index.take(rows), report,
+    index = store.index.take(rows)
+    if split_ratio is not None:
+        index = with_random_split(index, split_ratio, seed)
+        report["split_ratio"], report["seed"] = split_ratio, seed
+    _copy([(store, rows)], Path(target), dict(store.attrs), index, report,
           modalities=store.modalities, overwrite=overwrite)
     return len(rows)
 

@@ -404,6 +404,13 @@ class SkeletonStore:
     def class_names(self) -> list[str]:
         return list(self.attrs["class_names"])
 
+    def class_name(self, label: int) -> str:
+        """The name of class ``label``; its number where the store has no name for it, "unlabelled" for -1."""
+        names = self.attrs.get("class_names") or []
+        if label < 0:
+            return "unlabelled"
+        return str(names[label]) if label < len(names) else f"class {label}"
+
     @property
     def split_columns(self) -> list[str]:
         import pyarrow as pa
@@ -437,7 +444,12 @@ class SkeletonStore:
         if split is None:
             return np.arange(len(self))
         if split not in self.split_columns:
-            raise StoreError(f"{self.path}: no split {split!r} (splits: {', '.join(self.split_columns) or 'none'})")
+            hint = ""
+            if not self.split_columns and (self.index.column("label").to_numpy() >= 0).any():
+                hint = (f"; the store is labelled but has no split: `skeltools subset {self.path} -o OUT.zarr "
+                        f"--split-ratio 0.8` adds a seeded generic_train/generic_test split (then --split generic)")
+            raise StoreError(f"{self.path}: no split {split!r} (splits: {', '.join(self.split_columns) or 'none'})"
+                             + hint)
         return np.flatnonzero(self.index.column(split).to_numpy(zero_copy_only=False))
 
     def load(self, modalities=None) -> "SkeletonStore":

@@ -77,6 +77,10 @@ def validate_store(path, deep: bool = True) -> Report:
 
     path = Path(path)
     report = Report(path)
+    if not (path / "zarr.json").is_file():
+        report.problems.append("not a skeltools store: no zarr.json (a store is the NAME.zarr folder that "
+                               "`skeltools convert` writes)")
+        return report
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # noqa: BLE001
