@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -244,6 +245,35 @@ def test_killed_worker_ends_the_run_and_the_rerun_resumes(corpus, tmp_path):
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert_same_store(out, clean)
+
+
+def report_pid_and_wait(task: tuple[str, Path]) -> str:
+    """A pool task: the ``victim`` writes its worker's pid to its file and waits to be killed; others return."""
+    name, pid_file = task
+    if name == "victim":
+        pid_file.write_text(str(os.getpid()))
+        time.sleep(120)
+    return name
+
+
+def test_dead_worker_names_the_task_it_was_running(tmp_path):
+    from skeltools.convert import WorkerDied, _Executor
+
+    pid_file = tmp_path / "victim.pid"
+
+    def kill_victim() -> None:
+        while not (pid_file.exists() and pid_file.read_text()):
+            time.sleep(0.05)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    tasks = [("quick", pid_file), ("victim", pid_file), ("quick", pid_file)]
+    with _Executor(2, progress=False) as executor:
+        killer = threading.Thread(target=kill_victim, daemon=True)
+        killer.start()
+        with pytest.raises(WorkerDied, match=r"a worker process died \(killed by a signal or for lack of memory\) "
+                                             r"during testing, running (.* or )?the victim task"):
+            list(executor.map(report_pid_and_wait, tasks, "testing", label=lambda task: f"the {task[0]} task"))
+        killer.join(timeout=60)
 
 
 # ----------------------------------------------------------------------------------------------------------------
