@@ -135,17 +135,16 @@ def validate_store(path, deep: bool = True) -> Report:
     if index is not None:
         _check_index(index, attrs, report, pa)
     _check_digests(path, attrs, offsets, report)
-    for name in schema.MODALITIES:
-        if name in arrays:
-            _check_shard_files(path, name, arrays[name], report)
     joint = arrays.get("joint")
     for name in schema.MODALITIES:
-        if name in arrays and deep:
-            chunk = arrays[name].chunks[0]
-            shard = arrays[name].shards[0] if arrays[name].shards else chunk
+        if name in arrays:
             before = len(report.problems)
-            _scan_array(name, arrays[name], chunk, shard, report)
-            if len(report.problems) == before:
+            _check_shard_files(path, name, arrays[name], report)
+            if deep:
+                chunk = arrays[name].chunks[0]
+                shard = arrays[name].shards[0] if arrays[name].shards else chunk
+                _scan_array(name, arrays[name], chunk, shard, report)
+            if deep and len(report.problems) == before:
                 report.checked.append(f"array {name!r}: every chunk decodes and passes its checksum, all values finite")
     if joint is not None and not any(c.get("name") == "crc32c" for c in _codec_names(path / "joint")):
         report.problems.append("array 'joint' has no crc32c checksum codec: on-disk corruption cannot be detected")
