@@ -145,7 +145,8 @@ def validate_store(path, deep: bool = True) -> Report:
                 shard = arrays[name].shards[0] if arrays[name].shards else chunk
                 _scan_array(name, arrays[name], chunk, shard, report)
             if deep and len(report.problems) == before:
-                report.checked.append(f"array {name!r}: every chunk decodes and passes its checksum, all values finite")
+                report.checked.append(f"array {name!r}: every chunk decodes and passes its checksum, "
+                                      f"all values finite")
     if joint is not None and not any(c.get("name") == "crc32c" for c in _codec_names(path / "joint")):
         report.problems.append("array 'joint' has no crc32c checksum codec: on-disk corruption cannot be detected")
     return report
