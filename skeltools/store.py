@@ -332,6 +332,8 @@ class SkeletonStore:
         import pyarrow.parquet as pq
         import zarr
 
+        from skeltools.sealed_store import SealedLocalStore
+
         path = Path(path)
         if not (path / "zarr.json").is_file():
             partial = work_dir_for(path)
@@ -339,18 +341,18 @@ class SkeletonStore:
             raise StoreError(f"{path}: not a skeltools store, no zarr.json{hint}")
         if not (path / "index.parquet").is_file():
             raise StoreError(f"{path}: index.parquet is missing; the store is incomplete")
-        from skeltools.sealed_store import SealedLocalStore
-
-        group = zarr.open_group(store=SealedLocalStore(str(path), read_only=True), mode="r")
+        files = SealedLocalStore(str(path), read_only=True)
+        group = zarr.open_group(store=files, mode="r")
         index = pq.read_table(path / "index.parquet")
         arrays = {name: group[name] for name in schema.ARRAYS if name in group}
-        recorded = {name: dict(a.attrs.get(schema.SHARDS_ATTR, {})) for name, a in arrays.items()}
+        recorded = {name: a.attrs.get(schema.SHARDS_ATTR) for name, a in arrays.items()}
+        recorded = {name: shards for name, shards in recorded.items() if isinstance(shards, dict)}
         damaged = [p for name, expected in recorded.items() for p in shard_problems(path, name, expected)]
         if damaged:
             more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
             raise StoreError(f"{path}: {len(damaged)} shard file(s) differ from the published store: "
                              f"{'; '.join(damaged[:3])}{more}; run `skeltools validate {path}`")
-        group.store.expected = frozenset(f"{name}/{key}" for name, keys in recorded.items() for key in keys)
+        files.expected = frozenset(f"{name}/{key}" for name, keys in recorded.items() for key in keys)
         problems = schema.validate(
             dict(group.attrs),
             {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()},
