@@ -56,7 +56,8 @@ def load_pickle(path) -> Any:
         if str(exc).startswith("refused global"):
             raise PysklError(f"{path}: refused: the pickle asks for the global {str(exc)[15:]}, which annotation "
                              "files never hold; nothing was executed") from None
-        raise PysklError(f"{path}: not a readable pickle ({exc})") from None
+        problem = "truncated" if "truncated" in str(exc) else str(exc)
+        raise PysklError(f"{path}: not a readable pickle ({problem})") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OSError) as exc:
         problem = "truncated" if isinstance(exc, EOFError) else f"{type(exc).__name__}: {exc}"
         raise PysklError(f"{path}: not a readable pickle ({problem})") from None
