@@ -317,6 +317,45 @@ def convert_pyskl_cmd(inputs, output, dataset, layout, max_persons, normalize, k
                          normalize=normalize, kpfiles=kpfiles, box_thr=box_thr, log=log, **run)
 
 
+@convert.command("mmpose")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--labels", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Label file: CSV video,label or JSON {video: label} (repeatable); *_train* / *_val* / *_test* "
+                   "file names give the split_train / split_test columns. Without one, videos are unlabelled (-1).")
+@click.option("--dataset", type=click.Choice(["ntu60", "ntu120", "kinetics400", "gym99", "ucf101", "hmdb51",
+                                              "diving48"]), default=None,
+              help="Class names (default: numbered from the labels).")
+@click.option("--layout", "layout", default=None, metavar="NAME|FILE",
+              help="Joint layout (default from the keypoint count: 17 coco17, 26 halpe26, 133 wholebody133).")
+@click.option("--keep", type=click.Choice(["all", "body"]), default="all", show_default=True,
+              help="body: store only the 17 COCO body joints of Halpe-26 / COCO-WholeBody predictions.")
+@click.option("--persons", type=click.Choice(["track", "stgcn"]), default="track", show_default=True,
+              help="track: identities kept across frames; stgcn: per-frame sort by score.")
+@click.option("--max-persons", type=int, default=2, show_default=True, help="Person slots M per frame.")
+@click.option("--normalize", type=click.Choice(["stgcn", "none"]), default="stgcn", show_default=True,
+              help="stgcn: pixels / image size - 0.5, zeroed where the score is 0; none: pixels as predicted.")
+@click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",
+              help="Frame size in pixels, for files whose meta_info does not give one.")
+@conversion_options
+def convert_mmpose_cmd(inputs, output, labels, dataset, layout, keep, persons, max_persons, normalize, image_size,
+                       run, log) -> dict:
+    """Convert MMPose / RTMPose prediction JSON, one file per video (folders are searched recursively).
+
+    Reads topdown_demo_with_mmdet.py --save-predictions files ({"meta_info", "instance_info"}) and the
+    inferencer's per-video prediction lists ([{"frame_id", "instances"}, ...]).
+
+    \b
+    Example:
+      skeltools convert mmpose predictions/ -o clips.zarr --labels labels.csv --image-size 1920 1080
+      skeltools convert mmpose rtmw/ -o clips_body.zarr --keep body --normalize none
+    """
+    from skeltools.convert_mmpose import convert_mmpose
+
+    return convert_mmpose(inputs, output, labels=labels, dataset=dataset, layout=layout, keep=keep, persons=persons,
+                          max_persons=max_persons, normalize=normalize, image_size=image_size, log=log, **run)
+
+
 @main.group(cls=_Group)
 def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""
