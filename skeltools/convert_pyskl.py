@@ -36,7 +36,7 @@ from schemas.layouts import Layout, get_layout, layout_attrs, resolve_layout
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, build_index,
                                check_output, detect_dataset, input_fields, make_executor, walk_files)
 from skeltools.readers.pyskl import (PysklError, annotation_frames, annotation_label, annotation_list,
-                                     decompress_skeletons, frame_dir, image_shape, keep_first_persons, load_pickle,
+                                     decompress_skeletons, frame_dir, image_shape, load_pickle,
                                      prenormalize_2d)
 from skeltools.readers.smallfiles import file_stats, stats_digest
 
@@ -121,16 +121,14 @@ def process_annotation(item: AnnotationItem, options: PysklOptions) -> tuple[Fil
     fields = {"inputs": item.inputs, "input_bytes": nbytes}
     try:
         label = _label_ok(ann, options) if isinstance(ann, Mapping) else -1
-        frames = annotation_frames(ann, options.coords, len(options.layout["joints"]))
+        frames, slots = annotation_frames(ann, options.coords, len(options.layout["joints"]), options.max_persons)
     except PysklError as exc:
         return FileResult(item.key, item.sample_id, "failed", reason=f"{item.key} ({item.sample_id}): {exc}",
                           **fields), None
-    if len(frames) == 0 or frames.shape[1] == 0:
+    if len(frames) == 0 or slots == 0:
         return FileResult(item.key, item.sample_id, "skipped", reason="no frames or no person slots",
                           **fields), None
-    notes = [f"{frames.shape[1]} person slots, kept the first {options.max_persons}"] \
-        if frames.shape[1] > options.max_persons else []
-    frames = keep_first_persons(frames, options.max_persons)
+    notes = [f"{slots} person slots, kept the first {options.max_persons}"] if slots > options.max_persons else []
     if options.normalize == "pyskl":
         prenormalize_2d(frames, image_shape(ann))
     return FileResult(item.key, item.sample_id, "ok", length=len(frames), n_persons=_person_count(frames),

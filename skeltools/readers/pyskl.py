@@ -105,8 +105,9 @@ def _float_array(annotation, key: str, ndim: int) -> np.ndarray:
     return value
 
 
-def annotation_frames(annotation, coords: str, num_joints: int) -> np.ndarray:
-    """One annotation -> ``(T, M, V, C)`` float32 (all its person slots); raises PysklError saying what is wrong.
+def annotation_frames(annotation, coords: str, num_joints: int, max_persons: int) -> tuple[np.ndarray, int]:
+    """One annotation -> (``(T, max_persons, V, C)`` float32, its number of person slots M); raises PysklError
+    saying what is wrong. The first ``max_persons`` slots are kept, zero-padded (pyskl ``FormatGCNInput``).
 
     ``coords``: ``xyz`` (``keypoint`` C = 3), ``xy`` (C = 2) or ``xyc`` (C = 2 with ``keypoint_score`` as the third
     channel, or C = 3 with the score inside). float16 values convert exactly; NaN/inf values are refused.
@@ -117,38 +118,30 @@ def annotation_frames(annotation, coords: str, num_joints: int) -> np.ndarray:
     m, t, v, c = keypoint.shape
     if v != num_joints:
         raise PysklError(f"'keypoint' shape {keypoint.shape}: {v} joints, the layout has {num_joints}")
-    score = annotation.get("keypoint_score")
+    total = annotation.get("total_frames", t)
+    if not isinstance(total, (int, np.integer)) or int(total) != t:
+        raise PysklError(f"total_frames {total!r} differs from the {t} frames of 'keypoint'")
+    arrays = [keypoint]
     if coords == "xyc" and c == 2:
-        if score is None:
+        if annotation.get("keypoint_score") is None:
             raise PysklError("'keypoint' has 2 channels and there is no 'keypoint_score' for the third")
         score = _float_array(annotation, "keypoint_score", 3)
         if score.shape != (m, t, v):
             raise PysklError(f"'keypoint_score' shape {score.shape}, expected {(m, t, v)} as 'keypoint' {keypoint.shape}")
-        out = np.empty((t, m, v, 3), np.float32)
-        out[..., :2] = keypoint.transpose(1, 0, 2, 3)
-        out[..., 2] = score.transpose(1, 0, 2)
-    elif c == (2 if coords == "xy" else 3):
-        out = np.ascontiguousarray(keypoint.transpose(1, 0, 2, 3), dtype=np.float32)
-    else:
+        arrays.append(score[..., None])
+    elif c != (2 if coords == "xy" else 3):
         raise PysklError(f"'keypoint' shape {keypoint.shape}: {c} channels, {coords} needs "
                          f"{'2 (with keypoint_score) or 3' if coords == 'xyc' else 2 if coords == 'xy' else 3}")
-    total = annotation.get("total_frames", t)
-    if not isinstance(total, (int, np.integer)) or int(total) != t:
-        raise PysklError(f"total_frames {total!r} differs from the {t} frames of 'keypoint'")
-    bad = int((~np.isfinite(out)).sum())
+    bad = sum(int(a.size - np.isfinite(a).sum()) for a in arrays)
     if bad:
-        raise PysklError(f"{bad} NaN/inf values in 'keypoint'{' or keypoint_score' if score is not None else ''}")
-    return out
-
-
-def keep_first_persons(frames: np.ndarray, max_persons: int) -> np.ndarray:
-    """``(T, M, V, C) -> (T, max_persons, V, C)``: the first slots, zero-padded (pyskl ``FormatGCNInput``)."""
-    t, m, v, c = frames.shape
-    if m == max_persons:
-        return frames
-    out = np.zeros((t, max_persons, v, c), np.float32)
-    out[:, :min(m, max_persons)] = frames[:, :max_persons]
-    return out
+        raise PysklError(f"{bad} NaN/inf values in {' or '.join(('keypoint', 'keypoint_score')[:len(arrays)])}")
+    kept = min(m, max_persons)
+    out = np.zeros((t, max_persons, v, sum(a.shape[-1] for a in arrays)), np.float32)
+    channel = 0
+    for a in arrays:
+        out[:, :kept, :, channel:channel + a.shape[-1]] = a[:kept].transpose(1, 0, 2, 3)
+        channel += a.shape[-1]
+    return out, m
 
 
 DECOMPRESS_MAX_PERSON = 10  # pyskl DecompressPose's default max_person
