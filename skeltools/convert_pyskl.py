@@ -21,10 +21,12 @@ workers; the converted frames go to spill files on disk, never all in memory at 
 """
 from __future__ import annotations
 
+import pickle
 import re
+import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -37,7 +39,7 @@ from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, 
                                check_output, detect_dataset, input_fields, make_executor, walk_files)
 from skeltools.readers.pyskl import (PysklError, annotation_frames, annotation_label, annotation_list,
                                      decompress_skeletons, frame_dir, image_shape, load_pickle,
-                                     prenormalize_2d)
+                                     prenormalize_2d, stream_pickle)
 from skeltools.readers.smallfiles import file_stats, stats_digest
 
 PATTERNS = ("*.pkl", "*.pickle")
@@ -51,13 +53,27 @@ DEFAULT_LAYOUTS = {("xyz", 25): "ntu25", ("xyc", 17): "coco17", ("xyc", 18): "co
 
 @dataclass(frozen=True)
 class AnnotationItem:
-    """One annotation of a pickle, handed to a worker with its arrays."""
+    """One annotation of a pickle: handed to a worker with its arrays, or staged in a chunk file."""
 
     key: str  # "FILE[i]": the pickle and the annotation's position in it
     files: tuple[str, ...]  # the pickle, for resume digests
     inputs: str  # the pickle's stats digest, taken before it was read
     sample_id: str
-    annotation: Any
+    annotation: Any = None
+    chunk: str = ""  # a streamed pickle's annotation: the stage file holding it ...
+    position: int = 0  # ... and its place there
+
+    def load(self):
+        """The annotation (a staged one is read with its chunk, which stays cached for the next items)."""
+        if not self.chunk:
+            return self.annotation
+        global _chunk_cache
+        if _chunk_cache[0] != self.chunk:
+            _chunk_cache = (self.chunk, load_pickle(self.chunk))
+        return _chunk_cache[1][self.position]
+
+
+_chunk_cache: tuple[str, list] = ("", [])  # the last stage file a worker read
 
 
 @dataclass(frozen=True)
@@ -115,7 +131,10 @@ def _person_count(frames: np.ndarray) -> int:
 
 def process_annotation(item: AnnotationItem, options: PysklOptions) -> tuple[FileResult, np.ndarray | None]:
     """One annotation -> ``(T, M, V, C)`` float32; bad input is reported, never raised."""
-    ann = item.annotation
+    try:
+        ann = item.load()
+    except PysklError as exc:
+        return FileResult(item.key, item.sample_id, "failed", reason=str(exc), inputs=item.inputs), None
     nbytes = sum(a.nbytes for a in (ann.get("keypoint"), ann.get("keypoint_score")) if isinstance(a, np.ndarray)) \
         if isinstance(ann, Mapping) else 0
     fields = {"inputs": item.inputs, "input_bytes": nbytes}
@@ -218,67 +237,119 @@ def split_parts(splits: Mapping[str, Sequence], where: str) -> tuple[dict[str, t
 # Inputs
 
 
+STREAM_BYTES = 256 << 20  # pickles larger than this are streamed (see ``convert_pyskl``)
+CHUNK_ANNOTATIONS = 64  # annotations per stage file, as many as a work group holds
+
+
 @dataclass
 class _Inputs:
-    """What the parent read from the pickles."""
+    """What the parent read from the pickles: work items, results of what will not be processed, and metadata."""
 
-    items: list
-    results: list[FileResult]
-    splits: dict[str, list]
-    labels: list[int]
-    first: Any = None  # the first annotation with keypoints (its shape gives layout and coords)
-    kpfile_videos: int = 0
-    digests: frozenset[str] = frozenset()
+    stage: Path  # where streamed annotations are staged
+    items: list = field(default_factory=list)
+    results: list[FileResult] = field(default_factory=list)
+    splits: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+    labels: list[int] = field(default_factory=list)
+    first: tuple | None = None  # (keypoint shape, has keypoint_score) of the first annotation with keypoints
+    kpfile_videos: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
+    seen: dict[str, str] = field(default_factory=dict)
+    chunk: list = field(default_factory=list)  # annotations waiting to be staged, with their items
+    chunks: int = 0
+    digests: frozenset[str] = frozenset()  # "path digest" of every pickle read (labels and splits depend on them)
+
+    def add(self, ann, path: Path, position: int, digest: str, kpfiles: Path | None, stream: bool) -> None:
+        """Sort one annotation: a work item (staged when ``stream``), a kpfile's video, or a reported result."""
+        sid, key = frame_dir(ann, position), f"{path}[{position}]"
+        if sid in self.seen:
+            self.results.append(FileResult(key, sid, "skipped", reason=f"duplicate of {self.seen[sid]}", inputs=digest))
+            return
+        self.seen[sid] = key
+        if isinstance(ann, Mapping) and isinstance(ann.get("label"), (int, np.integer)):
+            self.labels.append(int(ann["label"]))
+        if isinstance(ann, Mapping) and "raw_file" in ann and "keypoint" not in ann:
+            try:
+                video = _toc_entry(ann, sid)
+            except PysklError as exc:
+                self.results.append(FileResult(key, sid, "failed", reason=f"{key} ({sid}): {exc}", inputs=digest))
+                return
+            kpfile = Path(str(ann["raw_file"]))
+            kpfile = kpfiles / kpfile.name if kpfiles else kpfile if kpfile.is_absolute() else path.parent / kpfile
+            self.kpfile_videos[str(kpfile)].append(video)
+            return
+        keypoint = ann.get("keypoint") if isinstance(ann, Mapping) else None
+        if self.first is None and getattr(keypoint, "ndim", 0) == 4:
+            self.first = (keypoint.shape, ann.get("keypoint_score") is not None)
+        if not stream:
+            self.items.append(AnnotationItem(key, (str(path),), digest, sid, ann))
+            return
+        self.chunk.append((AnnotationItem(key, (str(path),), digest, sid), ann))
+        if len(self.chunk) == CHUNK_ANNOTATIONS:
+            self.flush()
+
+    def mark(self) -> tuple:
+        """What ``rollback`` returns to: the state before a file is read."""
+        return (len(self.items), len(self.results), len(self.labels), dict(self.seen), self.first,
+                {k: len(v) for k, v in self.kpfile_videos.items()})
+
+    def rollback(self, mark: tuple) -> None:
+        """Forget what a file that then failed had added (a stream hands over annotations before the end)."""
+        items, results, labels, self.seen, self.first, videos = mark
+        del self.items[items:], self.results[results:], self.labels[labels:]
+        for kpfile in list(self.kpfile_videos):
+            del self.kpfile_videos[kpfile][videos.get(kpfile, 0):]
+            if not self.kpfile_videos[kpfile]:
+                del self.kpfile_videos[kpfile]
+        self.chunk = []
+
+    def flush(self) -> None:
+        """Write the waiting annotations to the next stage file; their items point into it."""
+        if not self.chunk:
+            return
+        path = self.stage / f"{self.chunks:06d}.pkl"
+        with open(path, "wb") as fh:
+            pickle.dump([ann for _, ann in self.chunk], fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self.items.extend(replace(item, chunk=str(path), position=i) for i, (item, _) in enumerate(self.chunk))
+        self.chunk, self.chunks = [], self.chunks + 1
 
 
-def _read_inputs(inputs: Sequence, kpfiles: Path | None) -> _Inputs:
-    """Load every pickle (restricted) and cut it into work items; files that cannot be read are failed results."""
+def _read_inputs(inputs: Sequence, kpfiles: Path | None, stage: Path, stream_bytes: int) -> _Inputs:
+    """Read every pickle (restricted) and cut it into work items; files that cannot be read are failed results.
+
+    A pickle larger than ``stream_bytes`` is streamed: its annotations are staged in chunk files under ``stage``
+    as they are unpickled, so memory holds one append batch of it; smaller pickles are loaded whole (faster).
+    """
     paths = sorted({folder / name for folder, name in walk_files(inputs, PATTERNS)}, key=lambda p: p.parts)
     if not paths:
         raise ConversionError(f"no .pkl files in {', '.join(map(str, inputs))}")
-    out = _Inputs([], [], defaultdict(list), [])
-    seen: dict[str, str] = {}
-    by_kpfile: dict[str, list[dict]] = defaultdict(list)
+    out = _Inputs(stage)
     digests = []
     for path in paths:
         digest = stats_digest(file_stats([path]))
         digests.append(f"{path} {digest}")
+        stream = path.stat().st_size > stream_bytes
+        if stream:
+            stage.mkdir(parents=True, exist_ok=True)
+        positions = iter(range(1 << 62))
+        sink = lambda ann: out.add(ann, path, next(positions), digest, kpfiles, stream)  # noqa: E731
+        mark = out.mark()
         try:
-            annotations, split = annotation_list(load_pickle(path), path)
+            annotations, split = annotation_list(stream_pickle(path, sink) if stream else load_pickle(path), path)
         except PysklError as exc:
+            out.rollback(mark)
             out.results.append(FileResult(str(path), path.stem, "failed", reason=str(exc), inputs=digest))
             continue
         for name, members in (split or {}).items():
             out.splits[str(name)].extend(members)
-        for i, ann in enumerate(annotations):
-            sid, key = frame_dir(ann, i), f"{path}[{i}]"
-            if sid in seen:
-                out.results.append(FileResult(key, sid, "skipped", reason=f"duplicate of {seen[sid]}", inputs=digest))
-                continue
-            seen[sid] = key
-            if isinstance(ann, Mapping) and isinstance(ann.get("label"), (int, np.integer)):
-                out.labels.append(int(ann["label"]))
-            if isinstance(ann, Mapping) and "raw_file" in ann and "keypoint" not in ann:
-                try:
-                    video = _toc_entry(ann, sid)
-                except PysklError as exc:
-                    out.results.append(FileResult(key, sid, "failed", reason=f"{key} ({sid}): {exc}", inputs=digest))
-                    continue
-                kpfile = Path(str(ann["raw_file"]))
-                kpfile = kpfiles / kpfile.name if kpfiles else kpfile if kpfile.is_absolute() else path.parent / kpfile
-                by_kpfile[str(kpfile)].append(video)
-                continue
-            if out.first is None and isinstance(ann, Mapping) and getattr(ann.get("keypoint"), "ndim", 0) == 4:
-                out.first = ann
-            out.items.append(AnnotationItem(key, (str(path),), digest, sid, ann))
-    for kpfile, videos in sorted(by_kpfile.items()):
+        for ann in annotations:  # the annotations not streamed: all of a file loaded whole, or one alone
+            sink(ann)
+        out.flush()
+    for kpfile, videos in sorted(out.kpfile_videos.items()):
         if Path(kpfile).is_file():
             out.items.append(KpfileItem(kpfile, (kpfile,), tuple(videos)))
         else:
             hint = "" if kpfiles else "; give --kpfiles DIR"
             out.results.append(FileResult(kpfile, Path(kpfile).stem, "failed",
                                           reason=f"{kpfile}: no such kpfile (raw_file of {len(videos)} videos){hint}"))
-        out.kpfile_videos += len(videos)
     out.digests = frozenset(digests)
     return out
 
@@ -293,17 +364,18 @@ def _toc_entry(ann: Mapping, sid: str) -> dict:
             "img_shape": image_shape(ann)}
 
 
-def _layout_and_coords(first, kpfile_videos: int, layout) -> tuple[Layout, str]:
-    """The store's layout and coords from the first annotation's arrays (module doc), or kpfiles' (x, y, score)."""
+def _layout_and_coords(first: tuple | None, kpfile_videos: bool, layout) -> tuple[Layout, str]:
+    """The store's layout and coords from the first annotation's keypoint shape and whether it has a
+    ``keypoint_score`` (module doc), or for kpfiles alone (x, y, score)."""
     if first is None:
         if not kpfile_videos:
             raise ConversionError("no annotation has a 4-dim 'keypoint' array (M, T, V, C)")
         coords, v = "xyc", None
     else:
-        _, _, v, c = first["keypoint"].shape
-        coords = "xyc" if first.get("keypoint_score") is not None else "xyz" if c == 3 else "xy"
+        (_, _, v, c), has_score = first
         if c not in (2, 3):
             raise ConversionError(f"the first annotation's keypoint has {c} channels, expected 2 (2D) or 3 (3D)")
+        coords = "xyc" if has_score else "xyz" if c == 3 else "xy"
     if layout is not None:
         chosen = resolve_layout(layout)
     elif first is None:
@@ -323,17 +395,17 @@ def _layout_and_coords(first, kpfile_videos: int, layout) -> tuple[Layout, str]:
 
 def convert_pyskl(inputs: Sequence, output, *, dataset: str | None = None, layout=None, max_persons: int = 2,
                   normalize: str = "none", kpfiles=None, box_thr: float | None = None,
-                  log: Callable[[str], None] = lambda _: None, **run) -> dict[str, Any]:
+                  stream_bytes: int = STREAM_BYTES, log: Callable[[str], None] = lambda _: None,
+                  **run) -> dict[str, Any]:
     """Convert pyskl / mmaction2 annotation pickles into a store at ``output``; return the report.
 
     ``dataset``: class names (ntu60, ntu120, kinetics400, gym99, ucf101, hmdb51, diving48; default: ntu60/ntu120
     for NTU names, else numbered classes); ``layout``: needed for joint counts other than 25 (3D), 17 and 18 (2D);
     ``normalize="pyskl"``: pyskl's PreNormalize2D on 2D keypoints; ``kpfiles``: the folder of Kinetics-400 kpfiles
-    (default: each ``raw_file`` as written); ``box_thr``: drop kpfile skeletons with a lower box score.
-    ``run``: the fields of ``skeltools.convert.RunOptions``.
+    (default: each ``raw_file`` as written); ``box_thr``: drop kpfile skeletons with a lower box score;
+    ``stream_bytes``: pickles larger than this are streamed through stage files beside the output (removed at the
+    end) instead of loaded whole. ``run``: the fields of ``skeltools.convert.RunOptions``.
     """
-    from skeltools import __version__
-
     if normalize not in NORMALIZATIONS:
         raise ConversionError(f"unknown normalization {normalize!r}; choose from {', '.join(NORMALIZATIONS)}")
     if max_persons < 1:
@@ -341,37 +413,51 @@ def convert_pyskl(inputs: Sequence, output, *, dataset: str | None = None, layou
     t_start = time.perf_counter()
     run = RunOptions(**run)
     output = check_output(output, inputs, run)
-    with make_executor(run) as executor:  # a local pool starts while the pickles are read
-        found = _read_inputs(inputs, Path(kpfiles) if kpfiles else None)
-        if not found.items:
-            first = found.results[0].reason if found.results else "no annotations"
-            raise ConversionError(f"nothing to convert in {', '.join(map(str, inputs))} ({first})")
-        chosen, coords = _layout_and_coords(found.first, found.kpfile_videos, layout)
-        if normalize == "pyskl" and coords != "xyc":
-            raise ConversionError("--normalize pyskl is pyskl's PreNormalize2D, for 2D keypoints with scores")
-        ids = [item.sample_id for item in found.items if isinstance(item, AnnotationItem)] + \
-            [v["sample_id"] for item in found.items if isinstance(item, KpfileItem) for v in item.videos]
-        ntu = all(parse_ntu_name(sid) for sid in ids)
-        name = dataset or (detect_dataset(ids) if ntu else None)
-        if name is not None:
-            known = get_dataset(name)
-            class_names = known.class_names
-        else:
-            class_names = tuple(str(i) for i in range(max(found.labels, default=-1) + 1))
-        protocol_parts, parts, columns = split_parts(found.splits, ", ".join(map(str, inputs)))
-        spec = replace(generic_dataset(class_names, protocol_parts, layout=chosen.name, name=name or "pyskl"),
-                       description=f"pyskl annotations ({', '.join(map(str, inputs))})")
-        options = PysklOptions(chosen.to_dict(), coords, max_persons, len(class_names), normalize, box_thr)
-        log(f"{len(ids)} annotations to convert as {spec.name} ({chosen.name}, {coords}, {len(class_names)} classes, "
-            f"splits {', '.join(columns.values()) or 'none'}) on {executor.workers} worker(s)")
-        target = Target(
-            options.source,
-            {"dataset": spec.name, "layout": chosen.name, "coords": coords, "splits": columns,
-             "kpfiles": str(kpfiles) if kpfiles else None},
-            lambda n, f: _attrs(spec, options, chosen, n, f, __version__),
-            lambda ok: _index(ok, spec, parts, ntu))
-        return _process_and_write(executor, found.items, found.results, output, options, found.digests, inputs,
-                                  target, run=run, log=log, t_start=t_start)
+    stage = output.parent / f".{output.name}.stage"
+    shutil.rmtree(stage, ignore_errors=True)  # an interrupted run's: staged again, from the pickles as they are now
+    try:
+        with make_executor(run) as executor:  # a local pool starts while the pickles are read
+            found = _read_inputs(inputs, Path(kpfiles) if kpfiles else None, stage, stream_bytes)
+            return _convert(executor, inputs, output, run, found, dataset, layout, max_persons, normalize, kpfiles,
+                            box_thr, log, t_start)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _convert(executor, inputs, output, run, found: _Inputs, dataset, layout, max_persons, normalize, kpfiles,
+             box_thr, log, t_start) -> dict[str, Any]:
+    """The store of what ``_read_inputs`` found, on the shared pipeline (``convert_pyskl``'s arguments)."""
+    from skeltools import __version__
+
+    if not found.items:
+        first = found.results[0].reason if found.results else "no annotations"
+        raise ConversionError(f"nothing to convert in {', '.join(map(str, inputs))} ({first})")
+    chosen, coords = _layout_and_coords(found.first, bool(found.kpfile_videos), layout)
+    if normalize == "pyskl" and coords != "xyc":
+        raise ConversionError("--normalize pyskl is pyskl's PreNormalize2D, for 2D keypoints with scores")
+    ids = [item.sample_id for item in found.items if isinstance(item, AnnotationItem)] + \
+        [v["sample_id"] for item in found.items if isinstance(item, KpfileItem) for v in item.videos]
+    ntu = all(parse_ntu_name(sid) for sid in ids)
+    name = dataset or (detect_dataset(ids) if ntu else None)
+    if name is not None:
+        known = get_dataset(name)
+        class_names = known.class_names
+    else:
+        class_names = tuple(str(i) for i in range(max(found.labels, default=-1) + 1))
+    protocol_parts, parts, columns = split_parts(found.splits, ", ".join(map(str, inputs)))
+    spec = replace(generic_dataset(class_names, protocol_parts, layout=chosen.name, name=name or "pyskl"),
+                   description=f"pyskl annotations ({', '.join(map(str, inputs))})")
+    options = PysklOptions(chosen.to_dict(), coords, max_persons, len(class_names), normalize, box_thr)
+    log(f"{len(ids)} annotations to convert as {spec.name} ({chosen.name}, {coords}, {len(class_names)} classes, "
+        f"splits {', '.join(columns.values()) or 'none'}) on {executor.workers} worker(s)")
+    target = Target(
+        options.source,
+        {"dataset": spec.name, "layout": chosen.name, "coords": coords, "splits": columns,
+         "kpfiles": str(kpfiles) if kpfiles else None},
+        lambda n, f: _attrs(spec, options, chosen, n, f, __version__),
+        lambda ok: _index(ok, spec, parts, ntu))
+    return _process_and_write(executor, found.items, found.results, output, options, found.digests, inputs,
+                              target, run=run, log=log, t_start=t_start)
 
 
 def _attrs(spec, options: PysklOptions, layout: Layout, num_samples: int, num_frames: int,

@@ -160,14 +160,17 @@ def _kinetics_toc(tmp_path):
     return pkl, kpdir, kp_a, kp_b
 
 
-def test_kpfiles_are_read_once_and_decompressed_as_pyskl(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stream", [False, True])
+def test_kpfiles_are_read_once_and_decompressed_as_pyskl(tmp_path, monkeypatch, stream):
     import skeltools.convert_pyskl as module
 
     pkl, kpdir, kp_a, kp_b = _kinetics_toc(tmp_path)
     loads = []
     monkeypatch.setattr(module, "load_pickle", lambda p: loads.append(Path(p).name) or load_pickle(p))
-    report = convert_pyskl([pkl], tmp_path / "k.zarr", kpfiles=kpdir, dataset="kinetics400", **RUN)
-    assert sorted(loads) == ["k400_hrnet.pkl", "part_0.pkl", "part_1.pkl"]  # each file read once
+    report = convert_pyskl([pkl], tmp_path / "k.zarr", kpfiles=kpdir, dataset="kinetics400",
+                           stream_bytes=0 if stream else 1 << 30, **RUN)
+    toc = [] if stream else ["k400_hrnet.pkl"]  # streamed, the table of contents is not loaded whole
+    assert sorted(loads) == toc + ["part_0.pkl", "part_1.pkl"]  # each file read once
     store = SkeletonStore.open(tmp_path / "k.zarr")
     index = _columns(store)
     assert index["sample_id"] == ["vid_a", "vid_b", "vid_c"] and index["label"] == [3, 1, 0]
@@ -330,3 +333,57 @@ def test_file_written_by_pyskl_ntu_preproc_converts_exactly(tmp_path, ntu_fixtur
         expected = ann["keypoint"].astype(np.float32).transpose(1, 0, 2, 3)
         got = _frames(store, i)
         assert np.array_equal(got[:, :expected.shape[1]], expected) and not got[:, expected.shape[1]:].any()
+
+
+def test_streamed_pickles_give_the_same_store_and_leave_no_stage(tmp_path):
+    anns = [_ann(f"v{i}", i % 4, 1 + i % 3, 3 + i % 5, v=17, c=2, score=True, seed=i) for i in range(150)]
+    anns[7]["keypoint"] = anns[7]["keypoint"][:, :, :16]  # a bad one, in the middle of a chunk
+    pkl = _dump(tmp_path / "s.pkl", {"split": {"train": [a["frame_dir"] for a in anns[:100]]}, "annotations": anns},
+                protocol=2)
+    whole = convert_pyskl([pkl], tmp_path / "w.zarr", keep_going=True, **RUN)
+    streamed = convert_pyskl([pkl], tmp_path / "s.zarr", keep_going=True, stream_bytes=0, **RUN)
+    a, b = SkeletonStore.open(tmp_path / "w.zarr"), SkeletonStore.open(tmp_path / "s.zarr")
+    assert np.array_equal(a.array("joint")[:], b.array("joint")[:]) and a.index.equals(b.index)
+    assert len(a) == 149 and whole["failed"] == streamed["failed"] and "v7" in streamed["failed"][0]["error"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pkl", "s.zarr", "w.zarr"]  # stage files removed
+
+
+def test_streaming_memory_holds_a_batch_not_the_file(tmp_path):
+    import tracemalloc
+
+    from skeltools.readers.pyskl import stream_pickle
+
+    anns = [_ann(f"v{i}", 0, 2, 60, v=17, c=2, score=True, seed=i) for i in range(3000)]
+    pkl = _dump(tmp_path / "big.pkl", {"split": {"all": [a["frame_dir"] for a in anns]}, "annotations": anns})
+    del anns
+    seen = []
+    tracemalloc.start()
+    try:
+        doc = stream_pickle(pkl, lambda ann: seen.append(ann["frame_dir"]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(seen) == 3000 and seen[-1] == "v2999" and doc["annotations"] == [] and len(doc["split"]["all"]) == 3000
+    assert peak < pkl.stat().st_size / 2, (peak, pkl.stat().st_size)
+
+
+def test_streamed_hostile_and_truncated_pickles_are_refused(tmp_path):
+    from skeltools.readers.pyskl import stream_pickle
+
+    _Hostile.marker = tmp_path / "pwned"
+    evil = _dump(tmp_path / "evil.pkl", [_ann("a", 0, 1, 3), _Hostile()])
+    with pytest.raises(PysklError, match="global posix.system"):
+        stream_pickle(evil, lambda ann: None)
+    assert not _Hostile.marker.exists()
+    data = pickle.dumps([_ann(f"t{i}", 0, 1, 30) for i in range(3)], protocol=2)
+    (tmp_path / "cut.pkl").write_bytes(data[:len(data) // 2])
+    with pytest.raises(PysklError, match=r"cut\.pkl: not a readable pickle \(truncated\)"):
+        stream_pickle(tmp_path / "cut.pkl", lambda ann: None)
+    # the annotations streamed before the cut do not convert: the file fails as a whole
+    many = pickle.dumps([_ann(f"t{i}", 0, 1, 30, seed=i) for i in range(1500)], protocol=2)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.pkl").write_bytes(many[:len(many) * 4 // 5])
+    _dump(tmp_path / "in" / "good.pkl", [_ann("g", 0, 1, 3)])
+    report = convert_pyskl([tmp_path / "in"], tmp_path / "c.zarr", keep_going=True, stream_bytes=0, **RUN)
+    assert report["counts"]["converted"] == 1 and report["failed"][0]["file"] == str(tmp_path / "in" / "cut.pkl")
+    assert _columns(SkeletonStore.open(tmp_path / "c.zarr"))["sample_id"] == ["g"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import io
 import pickle
+import struct
 from typing import Any, Mapping
 
 import numpy as np
@@ -49,18 +50,111 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def load_pickle(path) -> Any:
     """The object in pickle file ``path``, unpickled with only the globals annotation files use; raises PysklError
     naming the file for a refused global, a truncated file or anything that is not a pickle."""
+    return _load(path, lambda fh: _RestrictedUnpickler(fh).load())
+
+
+def _load(path, load) -> Any:
     try:
         with open(path, "rb") as fh:
-            return _RestrictedUnpickler(io.BufferedReader(fh, 1 << 20)).load()
+            return load(io.BufferedReader(fh, 1 << 20))
     except pickle.UnpicklingError as exc:
         if str(exc).startswith("refused global"):
             raise PysklError(f"{path}: refused: the pickle asks for the global {str(exc)[15:]}, which annotation "
                              "files never hold; nothing was executed") from None
         problem = "truncated" if "truncated" in str(exc) else str(exc)
         raise PysklError(f"{path}: not a readable pickle ({problem})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OSError) as exc:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, OSError,
+            struct.error) as exc:
         problem = "truncated" if isinstance(exc, EOFError) else f"{type(exc).__name__}: {exc}"
         raise PysklError(f"{path}: not a readable pickle ({problem})") from None
+
+
+_ANNOTATION_KEYS = frozenset(("frame_dir", "keypoint", "raw_file"))
+_FORGOTTEN = object()
+_LARGE = 1024  # bytes (or characters: protocol 2 pickles carry array bytes as latin-1 text)
+
+
+def _handed_over_part(value) -> bool:
+    """Whether a memo entry is part of a handed-over annotation that no later object refers to: the annotation
+    dicts, arrays, bytes and texts over 1 kB (small ones, such as dtype codes, are shared between arrays) and the
+    tuples holding them."""
+    if isinstance(value, dict):
+        return not _ANNOTATION_KEYS.isdisjoint(value)
+    if isinstance(value, tuple):  # an array's state, or the arguments that rebuilt its bytes
+        return any(_handed_over_part(x) for x in value if not isinstance(x, tuple))
+    if isinstance(value, np.ndarray):
+        return value.nbytes > _LARGE
+    return isinstance(value, (bytes, bytearray, str)) and len(value) > _LARGE
+
+
+class _ForgetfulMemo(dict):
+    """The unpickler's memo, which forgets the parts of annotations once they are handed over (an entry becomes a
+    marker, so that memo indices, which count entries, stay right)."""
+
+    def __init__(self):
+        super().__init__()
+        self._recent: list = []
+
+    def __setitem__(self, key, value):
+        if isinstance(value, (np.ndarray, dict, tuple, bytes, bytearray, str)):
+            self._recent.append(key)
+        super().__setitem__(key, value)
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if value is _FORGOTTEN:
+            raise pickle.UnpicklingError("an object refers back to part of an annotation already read; such a file "
+                                         "cannot be streamed")
+        return value
+
+    def forget_handed_over(self) -> None:
+        for key in self._recent:
+            if _handed_over_part(super().__getitem__(key)):
+                super().__setitem__(key, _FORGOTTEN)
+        self._recent.clear()
+
+
+class _StreamingUnpickler(pickle._Unpickler):  # the pure-Python unpickler: its opcodes can be overridden
+    """The restricted unpickler, handing each annotation appended to a list to ``sink`` as soon as it is complete,
+    instead of keeping it: memory holds one append batch (at most 1000 annotations), not the file."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+    find_class = _RestrictedUnpickler.find_class
+
+    def __init__(self, file, sink):
+        super().__init__(file)
+        self.memo = _ForgetfulMemo()
+        self._sink = sink
+
+    def _hand_over(self, items) -> bool:
+        if not any(isinstance(x, dict) and not _ANNOTATION_KEYS.isdisjoint(x) for x in items):
+            return False
+        for item in items:
+            self._sink(item)
+        self.memo.forget_handed_over()
+        return True
+
+    def load_append(self):
+        value = self.stack.pop()
+        if not self._hand_over([value]):
+            self.stack[-1].append(value)
+
+    def load_appends(self):
+        items = self.pop_mark()
+        if not self._hand_over(items):
+            target = self.stack[-1]
+            for item in items:
+                target.append(item)
+
+    dispatch[pickle.APPEND[0]] = load_append
+    dispatch[pickle.APPENDS[0]] = load_appends
+
+
+def stream_pickle(path, sink) -> Any:
+    """Unpickle ``path`` as :func:`load_pickle` does, but hand every annotation that a list holds to
+    ``sink(annotation)`` in file order, as soon as it is read, and leave it out of the result (whose
+    ``annotations`` list comes back empty). Other objects, one annotation alone among them, are returned."""
+    return _load(path, lambda fh: _StreamingUnpickler(fh, sink).load())
 
 
 def annotation_list(doc, path) -> tuple[list, dict | None]:
