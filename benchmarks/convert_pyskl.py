@@ -7,7 +7,8 @@ that its peak memory (max RSS) is its own:
     float32 and concatenated into one array (what a loader written in an afternoon does; nothing written);
   - restricted load only: ``skeltools.readers.pyskl.load_pickle`` (the cost of refusing foreign globals);
   - ``convert_pyskl`` end to end (pool start, load, convert, spill, zarr write, index) on one worker (all in one
-    process, so its peak RSS is the whole conversion's) and on ``--workers`` workers (the parent's peak);
+    process, so its peak RSS is the whole conversion's), the pickle loaded whole (files up to 256 MiB) or streamed
+    through stage files (larger ones), and on ``--workers`` workers (the parent's peak);
 and MB/s of pickle for each, with the ratio to the baseline, all measured in the same run; for the conversions also
 the part before the zarr write (load, convert, spill files: the baseline's work), from the report's timings.
 
@@ -62,7 +63,7 @@ doc = load_pickle(PKL)
 """
 _CONVERT = """
 from skeltools.convert_pyskl import convert_pyskl
-EXTRA = convert_pyskl([PKL], OUT, workers=WORKERS, progress=False, overwrite=True)["timings"]
+EXTRA = convert_pyskl([PKL], OUT, workers=WORKERS, progress=False, overwrite=True, stream_bytes=STREAM)["timings"]
 """
 
 
@@ -94,9 +95,12 @@ def main() -> None:
         base = run_child(_BASELINE, PKL=str(pkl))
         rows = [("baseline pickle.load + numpy stacking", base),
                 ("restricted load_pickle only", run_child(_RESTRICTED, PKL=str(pkl)))]
-        for workers in dict.fromkeys([1, args.workers]):  # 1: everything in this process, so its peak is all
-            converted = run_child(_CONVERT, PKL=str(pkl), OUT=str(Path(tmp) / "out.zarr"), WORKERS=workers)
-            rows.append((f"convert_pyskl end to end, {workers} worker(s)", converted))
+        runs = [(1, False), (1, True)] + ([(args.workers, False)] if args.workers > 1 else [])
+        for workers, stream in runs:  # 1 worker: everything in this process, so its peak is the conversion's
+            converted = run_child(_CONVERT, PKL=str(pkl), OUT=str(Path(tmp) / "out.zarr"), WORKERS=workers,
+                                  STREAM=0 if stream else 1 << 40)
+            rows.append((f"convert_pyskl, {workers} worker(s), {'streamed' if stream else 'loaded whole'}",
+                         converted))
         for name, result in rows:
             speed = mb / result["seconds"]
             print(f"{name:44s} {result['seconds']:7.2f} s {speed:8.1f} MB/s  x{speed / (mb / base['seconds']):.2f}"
