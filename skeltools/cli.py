@@ -280,11 +280,13 @@ def convert_babel_cmd(inputs, output, source, dataset, babel_json, fps_table, ex
                          fps_table=fps_table, extra=extra, log=log, **run)
 
 
+_CLASS_SETS = ["ntu60", "ntu120", "kinetics400", "gym99", "ucf101", "hmdb51", "diving48"]  # class names of pose data
+
+
 @convert.command("pyskl")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
-@click.option("--dataset", type=click.Choice(["ntu60", "ntu120", "kinetics400", "gym99", "ucf101", "hmdb51",
-                                              "diving48"]), default=None,
+@click.option("--dataset", type=click.Choice(_CLASS_SETS), default=None,
               help="Class names. Default: ntu60/ntu120 when every frame_dir is an NTU name, else numbered classes.")
 @click.option("--layout", "layout", default=None, metavar="NAME|FILE",
               help="Joint layout (default from V: 25 3D -> ntu25, 17 2D -> coco17, 18 2D -> coco18).")
@@ -323,8 +325,7 @@ def convert_pyskl_cmd(inputs, output, dataset, layout, max_persons, normalize, k
 @click.option("--labels", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Label file: CSV video,label or JSON {video: label} (repeatable); *_train* / *_val* / *_test* "
                    "file names give the split_train / split_test columns. Without one, videos are unlabelled (-1).")
-@click.option("--dataset", type=click.Choice(["ntu60", "ntu120", "kinetics400", "gym99", "ucf101", "hmdb51",
-                                              "diving48"]), default=None,
+@click.option("--dataset", type=click.Choice(_CLASS_SETS), default=None,
               help="Class names (default: numbered from the labels).")
 @click.option("--layout", "layout", default=None, metavar="NAME|FILE",
               help="Joint layout (default from the keypoint count: 17 coco17, 26 halpe26, 133 wholebody133).")
