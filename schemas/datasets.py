@@ -145,7 +145,7 @@ def _kinetics400() -> DatasetDef:
 # order: pyskl tools/data/label_map/{gym,ucf101,hmdb51,diving48}.txt (kennymckormick/pyskl@3f6795f). Their splits
 # come from the pickle's ``split`` (skeltools convert pyskl), so these definitions have no split rules.
 _PYSKL_2D = {
-    "gym99": "FineGym Gym99: 99 gymnastics element classes (pyskl gym_hrnet.pkl, HRNet 2D poses in ground-truth boxes).",
+    "gym99": "FineGym Gym99: 99 gymnastics element classes (pyskl gym_hrnet.pkl, HRNet 2D poses in true boxes).",
     "ucf101": "UCF101: 101 classes; three official train/test splits (pyskl ucf101_hrnet.pkl, HRNet 2D poses).",
     "hmdb51": "HMDB51: 51 classes; three official train/test splits (pyskl hmdb51_hrnet.pkl, HRNet 2D poses).",
     "diving48": "Diving48: 48 dive classes (pyskl diving48_hrnet.pkl, HRNet 2D poses).",

@@ -221,7 +221,8 @@ def annotation_frames(annotation, coords: str, num_joints: int, max_persons: int
             raise PysklError("'keypoint' has 2 channels and there is no 'keypoint_score' for the third")
         score = _float_array(annotation, "keypoint_score", 3)
         if score.shape != (m, t, v):
-            raise PysklError(f"'keypoint_score' shape {score.shape}, expected {(m, t, v)} as 'keypoint' {keypoint.shape}")
+            raise PysklError(f"'keypoint_score' shape {score.shape}, expected {(m, t, v)} as 'keypoint' "
+                             f"{keypoint.shape}")
         arrays.append(score[..., None])
     elif c != (2 if coords == "xy" else 3):
         raise PysklError(f"'keypoint' shape {keypoint.shape}: {c} channels, {coords} needs "
