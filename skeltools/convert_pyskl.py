@@ -118,8 +118,8 @@ class PysklOptions:
                 "steps": steps}
 
 
-def _label_ok(annotation, options: PysklOptions) -> int:
-    label = annotation_label(annotation)
+def _label_ok(label: int, options: PysklOptions) -> int:
+    """``label``, or PysklError when it is not one of the store's classes."""
     if options.num_classes and label >= options.num_classes:
         raise PysklError(f"label {label} is not below the {options.num_classes} classes")
     return label
@@ -139,7 +139,7 @@ def process_annotation(item: AnnotationItem, options: PysklOptions) -> tuple[Fil
         if isinstance(ann, Mapping) else 0
     fields = {"inputs": item.inputs, "input_bytes": nbytes}
     try:
-        label = _label_ok(ann, options) if isinstance(ann, Mapping) else -1
+        label = _label_ok(annotation_label(ann), options) if isinstance(ann, Mapping) else -1
         frames, slots = annotation_frames(ann, options.coords, len(options.layout["joints"]), options.max_persons)
     except PysklError as exc:
         return FileResult(item.key, item.sample_id, "failed", reason=f"{item.key} ({item.sample_id}): {exc}",
@@ -174,6 +174,7 @@ def process_kpfile(item: KpfileItem, options: PysklOptions) -> tuple[FileResult,
             keypoint = entry.get("keypoint") if isinstance(entry, Mapping) else None
             if not isinstance(keypoint, np.ndarray):
                 raise PysklError("no 'keypoint' for it in the kpfile")
+            _label_ok(video["label"], options)
             frame_inds = video["frame_inds"]
             if options.box_thr is not None:
                 keep = np.asarray(video["box_score"]) >= options.box_thr
@@ -339,7 +340,10 @@ def _read_inputs(inputs: Sequence, kpfiles: Path | None, stage: Path, stream_byt
             out.results.append(FileResult(str(path), path.stem, "failed", reason=str(exc), inputs=digest))
             continue
         for name, members in (split or {}).items():
-            out.splits[str(name)].extend(members)
+            if isinstance(members, (str, bytes)) or not isinstance(members, (list, tuple, set, np.ndarray)):
+                raise ConversionError(f"{path}: split {name!r} is a {type(members).__name__}, expected a list of "
+                                      "frame_dirs")
+            out.splits[str(name)].extend(str(m) for m in members)
         for ann in annotations:  # the annotations not streamed: all of a file loaded whole, or one alone
             sink(ann)
         out.flush()
