@@ -152,3 +152,16 @@ def test_reader_rejects_3d_and_unknown_objects():
         parse_mmpose({"predictions": []}, "g.json")
     image = parse_mmpose({"meta_info": _meta(), "instance_info": [_person("a", 0)]}, "img.json")
     assert image.numbers.tolist() == [0] and image.people[0].shape == (1, 17, 3)
+
+
+def test_cli_converts_and_summarises(tmp_path):
+    from click.testing import CliRunner
+
+    from skeltools.cli import main
+
+    _write(tmp_path / "v.json", {"meta_info": _meta(26, "halpe26"), "instance_info": _frames(26)})
+    result = CliRunner().invoke(main, ["convert", "mmpose", str(tmp_path / "v.json"), "-o", str(tmp_path / "c.zarr"),
+                                       "--keep", "body", "--image-size", "1000", "500", "--workers", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "1 samples, 4 frames (mmpose); 0 skipped, 0 failed" in result.output
+    assert np.allclose(_data(tmp_path / "c.zarr"), _expected(26)[..., :17, :], atol=1e-6)

@@ -387,3 +387,15 @@ def test_streamed_hostile_and_truncated_pickles_are_refused(tmp_path):
     report = convert_pyskl([tmp_path / "in"], tmp_path / "c.zarr", keep_going=True, stream_bytes=0, **RUN)
     assert report["counts"]["converted"] == 1 and report["failed"][0]["file"] == str(tmp_path / "in" / "cut.pkl")
     assert _columns(SkeletonStore.open(tmp_path / "c.zarr"))["sample_id"] == ["g"]
+
+
+def test_cli_converts_and_summarises(tmp_path):
+    pkl = _dump(tmp_path / "u.pkl", {"split": {"train1": ["u0"], "test1": ["u1"]},
+                                     "annotations": [_ann(f"u{i}", 100 - i, 1, 5, v=17, c=2, score=True, seed=i)
+                                                     for i in range(2)]})
+    result = CliRunner().invoke(main, ["convert", "pyskl", str(pkl), "-o", str(tmp_path / "u.zarr"), "--dataset",
+                                       "ucf101", "--workers", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "2 samples, 10 frames (ucf101); 0 skipped, 0 failed" in result.output
+    store = SkeletonStore.open(tmp_path / "u.zarr")
+    assert store.attrs["class_names"][100] == "YoYo" and _columns(store)["label"] == [100, 99]
