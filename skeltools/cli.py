@@ -300,6 +300,83 @@ def convert_babel_cmd(inputs, output, source, dataset, babel_json, fps_table, ex
                          fps_table=fps_table, extra=extra, log=log, **run)
 
 
+_CLASS_SETS = ["ntu60", "ntu120", "kinetics400", "gym99", "ucf101", "hmdb51", "diving48"]  # class names of pose data
+
+
+@convert.command("pyskl")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--dataset", type=click.Choice(_CLASS_SETS), default=None,
+              help="Class names. Default: ntu60/ntu120 when every frame_dir is an NTU name, else numbered classes.")
+@click.option("--layout", "layout", default=None, metavar="NAME|FILE",
+              help="Joint layout (default from V: 25 3D -> ntu25, 17 2D -> coco17, 18 2D -> coco18).")
+@click.option("--max-persons", type=int, default=2, show_default=True,
+              help="Person slots M: the first M of each annotation, zero-padded (pyskl FormatGCNInput).")
+@click.option("--normalize", type=click.Choice(["none", "pyskl"]), default="none", show_default=True,
+              help="none: keypoints as stored; pyskl: PreNormalize2D (2D: x, y from img_shape to [-1, 1]).")
+@click.option("--kpfiles", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of the Kinetics-400 kpfiles a table of contents (k400_hrnet.pkl) points into by raw_file.")
+@click.option("--box-thr", type=float, default=None,
+              help="kpfiles: drop skeletons whose box_score is below this (pyskl box_thr with valid_ratio > 0).")
+@conversion_options
+def convert_pyskl_cmd(inputs, output, dataset, layout, max_persons, normalize, kpfiles, box_thr, run, log) -> dict:
+    """Convert pyskl / mmaction2 annotation pickles (a .pkl, a folder of them, or one annotation per file).
+
+    Pickles are read with a restricted unpickler: a file asking for anything but numpy arrays and plain containers
+    is refused. Split names become index columns: xsub_train stays, xsub_val -> xsub_test (a protocol's val is its
+    test part unless it also has a test part), train1/test1 -> split1_train/split1_test, train/val -> split_train/
+    split_test.
+
+    \b
+    Example:
+      skeltools convert pyskl ntu60_3danno.pkl -o ntu60_3d.zarr
+      skeltools convert pyskl ntu120_hrnet.pkl -o ntu120_2d.zarr --normalize pyskl
+      skeltools convert pyskl k400_hrnet.pkl --kpfiles kpfiles/ -o k400.zarr --dataset kinetics400
+    """
+    from skeltools.convert_pyskl import convert_pyskl
+
+    return convert_pyskl(inputs, output, dataset=dataset, layout=layout, max_persons=max_persons,
+                         normalize=normalize, kpfiles=kpfiles, box_thr=box_thr, log=log, **run)
+
+
+@convert.command("mmpose")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--labels", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Label file: CSV video,label or JSON {video: label} (repeatable); *_train* / *_val* / *_test* "
+                   "file names give the split_train / split_test columns. Without one, videos are unlabelled (-1).")
+@click.option("--dataset", type=click.Choice(_CLASS_SETS), default=None,
+              help="Class names (default: numbered from the labels).")
+@click.option("--layout", "layout", default=None, metavar="NAME|FILE",
+              help="Joint layout (default from the keypoint count: 17 coco17, 26 halpe26, 133 wholebody133).")
+@click.option("--keep", type=click.Choice(["all", "body"]), default="all", show_default=True,
+              help="body: store only the 17 COCO body joints of Halpe-26 / COCO-WholeBody predictions.")
+@click.option("--persons", type=click.Choice(["track", "stgcn"]), default="track", show_default=True,
+              help="track: identities kept across frames; stgcn: per-frame sort by score.")
+@click.option("--max-persons", type=int, default=2, show_default=True, help="Person slots M per frame.")
+@click.option("--normalize", type=click.Choice(["stgcn", "none"]), default="stgcn", show_default=True,
+              help="stgcn: pixels / image size - 0.5, zeroed where the score is 0; none: pixels as predicted.")
+@click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",
+              help="Frame size in pixels, for files whose meta_info does not give one.")
+@conversion_options
+def convert_mmpose_cmd(inputs, output, labels, dataset, layout, keep, persons, max_persons, normalize, image_size,
+                       run, log) -> dict:
+    """Convert MMPose / RTMPose prediction JSON, one file per video (folders are searched recursively).
+
+    Reads topdown_demo_with_mmdet.py --save-predictions files ({"meta_info", "instance_info"}) and the
+    inferencer's per-video prediction lists ([{"frame_id", "instances"}, ...]).
+
+    \b
+    Example:
+      skeltools convert mmpose predictions/ -o clips.zarr --labels labels.csv --image-size 1920 1080
+      skeltools convert mmpose rtmw/ -o clips_body.zarr --keep body --normalize none
+    """
+    from skeltools.convert_mmpose import convert_mmpose
+
+    return convert_mmpose(inputs, output, labels=labels, dataset=dataset, layout=layout, keep=keep, persons=persons,
+                          max_persons=max_persons, normalize=normalize, image_size=image_size, log=log, **run)
+
+
 @main.group(cls=_Group)
 def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""

@@ -130,6 +130,67 @@ def _openpose(fmt: str) -> Callable[[Path], None]:
     return make
 
 
+def _dump(path: Path, obj) -> None:
+    path.write_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _pyskl_3d(path: Path) -> None:
+    from skeltools.export import export_store
+
+    _store(path.parent / "_pyskl.zarr")
+    export_store(path.parent / "_pyskl.zarr", "pyskl", path)
+
+
+def _annotations_2d(names: list[str], classes: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [{"frame_dir": name, "label": k % classes, "total_frames": 20, "img_shape": (1080, 1920),
+             "original_shape": (1080, 1920),
+             "keypoint": rng.uniform(0, 1000, (2, 20, 17, 2)).astype(np.float16),
+             "keypoint_score": rng.uniform(0, 1, (2, 20, 17)).astype(np.float16)} for k, name in enumerate(names)]
+
+
+def _pyskl_ntu_2d(path: Path) -> None:
+    names = [f"S001C00{c}P00{p}R001A00{a}" for c in (1, 2) for p in (1, 2) for a in (1, 2)]
+    anns = _annotations_2d(names, 60, 1)
+    for ann, name in zip(anns, names):
+        ann["label"] = int(name[-3:]) - 1
+    _dump(path, {"split": {"xsub_train": names[:4], "xsub_val": names[4:]}, "annotations": anns})
+
+
+def _pyskl_hmdb(path: Path) -> None:
+    names = [f"clip_{k}" for k in range(8)]
+    _dump(path, {"split": {"train1": names[:6], "test1": names[6:]}, "annotations": _annotations_2d(names, 51, 2)})
+
+
+def _pyskl_kinetics(path: Path) -> None:
+    rng = np.random.default_rng(3)
+    kpfiles = path.parent / "kpfiles"
+    kpfiles.mkdir()
+    videos = {f"vid_{k}": rng.uniform(1, 100, (6, 17, 3)).astype(np.float16) for k in range(4)}
+    _dump(kpfiles / "part_0.pkl", {v: {"keypoint": kp} for v, kp in videos.items()})
+    toc = [{"frame_dir": v, "label": k, "total_frames": 6, "raw_file": "/data/k400/kpfiles/part_0.pkl",
+            "frame_inds": np.arange(6), "box_score": np.full(6, 0.9), "img_shape": (340, 256),
+            "original_shape": (340, 256)} for k, v in enumerate(videos)]
+    _dump(path, {"split": {"train": ["vid_0", "vid_1", "vid_2"], "val": ["vid_3"]}, "annotations": toc})
+
+
+def _mmpose(joints: int, wrapped: bool) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        import json
+
+        rng = np.random.default_rng(joints)
+        path.mkdir(parents=True)
+        for k in range(4):
+            frames = [{"frame_id": t, "instances": [
+                {"keypoints": rng.uniform(0, 1000, (joints, 2)).tolist(), "keypoint_scores": [0.9] * joints,
+                 "bbox": [[100, 100, 400, 900]], "bbox_score": 0.99}]} for t in range(12)]
+            meta = {"dataset_name": "coco", "num_keypoints": joints}
+            doc = {"meta_info": meta, "instance_info": frames} if wrapped else frames
+            (path / f"clip{k}.json").write_text(json.dumps(doc))
+        (path.parent / "labels_train.csv").write_text("video,label\nclip0,0\nclip1,1\nclip2,0\nclip3,1\n")
+    return make
+
+
 INPUTS: dict[str, Callable[[Path], None]] = {  # a path the README names as input -> how to make a small one
     "nturgb+d_skeletons": _ntu(16, 1),
     "s001_s017": _ntu(8, 2),
@@ -155,6 +216,13 @@ INPUTS: dict[str, Callable[[Path], None]] = {  # a path the README names as inpu
     "kinetics_raw": _openpose("kinetics"),
     "json": _openpose("frames"),
     "labels.csv": _openpose("frames"),
+    "ntu60_3danno.pkl": _pyskl_3d,
+    "ntu120_hrnet.pkl": _pyskl_ntu_2d,
+    "hmdb51_hrnet.pkl": _pyskl_hmdb,
+    "k400_hrnet.pkl": _pyskl_kinetics,
+    "predictions": _mmpose(17, wrapped=True),
+    "labels_train.csv": _mmpose(17, wrapped=True),
+    "rtmw_out": _mmpose(133, wrapped=False),
 }
 
 
