@@ -541,17 +541,20 @@ def info(store) -> None:
 
 @main.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def validate(store) -> None:
-    """Check a store: schema and attrs, offsets, index (unique ids, labels in range, disjoint split parts), every
-    array's shape, NaN/inf, and every chunk's checksum. Exit code 1 when anything is wrong.
+@click.option("--quick", is_flag=True, help="Metadata only: skip decoding every chunk (checksums, NaN/inf).")
+def validate(store, quick) -> None:
+    """Check a store: schema and attrs, offsets, index (unique ids, labels in range, disjoint split parts), the
+    digests of offsets and index and every shard file with its size as published, every array's shape, NaN/inf,
+    and every chunk's checksum. Exit code 1 when anything is wrong.
 
     \b
     Example:
       skeltools validate ntu60.zarr
+      skeltools validate --quick ntu60.zarr
     """
     from skeltools.validate import validate_store
 
-    report = validate_store(store)
+    report = validate_store(store, deep=not quick)
     click.echo(report.text())
     if not report.ok:
         raise SystemExit(1)

@@ -21,7 +21,7 @@ from schemas import store as schema
 from schemas.layouts import TO_COCO18
 from skeltools.readers.smallfiles import file_stats, stats_digest
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
-                               input_fields, make_executor, walk_folders)
+                               conversion_executor, input_fields, walk_folders)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
                                         read_kinetics_video, read_openpose_video, select_stgcn, select_tracked,
                                         folder_videos, timeline)
@@ -260,7 +260,7 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
     output = check_output(output, inputs, run)
     options = OpenPoseOptions(format, model, persons, max_persons, normalize, *(image_size or (0.0, 0.0)), flip_y,
                               as_coco18)
-    with make_executor(run) as executor:
+    with conversion_executor(output, run) as executor:
         folders = _json_folders(inputs)
         label_files = list(labels) + [folder / name for folder, names in folders for name in names
                                       if format == "kinetics" and name.endswith("_label.json")]

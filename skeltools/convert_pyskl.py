@@ -36,7 +36,7 @@ from schemas import store as schema
 from schemas.datasets import generic_dataset, get_dataset, parse_ntu_name
 from schemas.layouts import Layout, get_layout, layout_attrs, resolve_layout
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, build_index,
-                               check_output, detect_dataset, input_fields, make_executor, walk_files)
+                               check_output, conversion_executor, detect_dataset, input_fields, walk_files)
 from skeltools.readers.pyskl import (PysklError, annotation_frames, annotation_label, annotation_list,
                                      decompress_skeletons, frame_dir, image_shape, load_pickle,
                                      prenormalize_2d, stream_pickle)
@@ -418,14 +418,14 @@ def convert_pyskl(inputs: Sequence, output, *, dataset: str | None = None, layou
     run = RunOptions(**run)
     output = check_output(output, inputs, run)
     stage = output.parent / f".{output.name}.stage"
-    shutil.rmtree(stage, ignore_errors=True)  # an interrupted run's: staged again, from the pickles as they are now
-    try:
-        with make_executor(run) as executor:  # a local pool starts while the pickles are read
+    with conversion_executor(output, run) as executor:  # the output's lock; a local pool starts meanwhile
+        shutil.rmtree(stage, ignore_errors=True)  # an interrupted run's: staged again, from the pickles as they are now
+        try:
             found = _read_inputs(inputs, Path(kpfiles) if kpfiles else None, stage, stream_bytes)
             return _convert(executor, inputs, output, run, found, dataset, layout, max_persons, normalize, kpfiles,
                             box_thr, log, t_start)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
 
 
 def _convert(executor, inputs, output, run, found: _Inputs, dataset, layout, max_persons, normalize, kpfiles,

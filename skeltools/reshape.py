@@ -1,7 +1,7 @@
 """New stores from existing ones: ``subset`` (rows by split, class and count) and ``merge`` (stores of one layout).
 
 Frames are copied exactly (every modality the sources share), shard by shard, into a store built in a hidden
-sibling directory and published atomically, like a conversion.
+sibling directory and published atomically (sealed and checked), like a conversion, holding the target's lock.
 """
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from skeltools.store import SkeletonStore, StoreBuilder, StoreError, create_frame_array, work_dir_for, write_frames
+from skeltools.store import (SkeletonStore, StoreBuilder, StoreError, create_frame_array, target_lock, work_dir_for,
+                             write_frames)
 
 
 def _copy(sources: list[tuple[SkeletonStore, np.ndarray]], target: Path, attrs: dict, index, report: dict, *,
@@ -19,29 +20,30 @@ def _copy(sources: list[tuple[SkeletonStore, np.ndarray]], target: Path, attrs: 
     """Write the rows of each (store, rows) pair, in order, into a new store at ``target``."""
     import zarr
 
-    first = sources[0][0]
-    lengths = np.concatenate([store.lengths[rows] for store, rows in sources]).astype(np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    joint = first.array("joint")
-    shard, chunk = (joint.shards or joint.chunks)[0], joint.chunks[0]
-    builder = StoreBuilder(Path(target), work_dir_for(Path(target)), int(offsets[-1]), tuple(joint.shape[1:]),
-                           shard, chunk)
-    builder.create(attrs | {"num_samples": len(lengths), "num_frames": int(offsets[-1])})
-    group = zarr.open_group(str(builder.path), mode="r+")
-    for name in modalities:
-        if name != "joint":
-            create_frame_array(group, name, (int(offsets[-1]), *joint.shape[1:]), shard, chunk)
-    for name in modalities:
-        pending, start = np.zeros((0, *joint.shape[1:]), np.float32), 0
-        for store, rows in sources:
-            for row in rows:
-                pending = np.concatenate([pending, store.read(int(row), name)])
-                while len(pending) >= shard:  # one whole shard per write
-                    write_frames(builder.array_path(name), start, pending[:shard])
-                    pending, start = pending[shard:], start + shard
-        if len(pending):
-            write_frames(builder.array_path(name), start, pending)
-    return builder.publish(offsets, index, report, overwrite=overwrite)
+    with target_lock(target, "subset/merge"):
+        first = sources[0][0]
+        lengths = np.concatenate([store.lengths[rows] for store, rows in sources]).astype(np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        joint = first.array("joint")
+        shard, chunk = (joint.shards or joint.chunks)[0], joint.chunks[0]
+        builder = StoreBuilder(Path(target), work_dir_for(Path(target)), int(offsets[-1]), tuple(joint.shape[1:]),
+                               shard, chunk)
+        builder.create(attrs | {"num_samples": len(lengths), "num_frames": int(offsets[-1])})
+        group = zarr.open_group(str(builder.path), mode="r+")
+        for name in modalities:
+            if name != "joint":
+                create_frame_array(group, name, (int(offsets[-1]), *joint.shape[1:]), shard, chunk)
+        for name in modalities:
+            pending, start = np.zeros((0, *joint.shape[1:]), np.float32), 0
+            for store, rows in sources:
+                for row in rows:
+                    pending = np.concatenate([pending, store.read(int(row), name)])
+                    while len(pending) >= shard:  # one whole shard per write
+                        write_frames(builder.array_path(name), start, pending[:shard])
+                        pending, start = pending[shard:], start + shard
+            if len(pending):
+                write_frames(builder.array_path(name), start, pending)
+        return builder.publish(offsets, index, report, overwrite=overwrite)
 
 
 def with_random_split(index, ratio: float, seed: int, protocol: str = "generic"):
