@@ -141,6 +141,22 @@ def _kinetics400() -> DatasetDef:
     )
 
 
+# Class lists of the 2D datasets pyskl ships annotation pickles for (gym_hrnet.pkl, ucf101_hrnet.pkl, ...), in label
+# order: pyskl tools/data/label_map/{gym,ucf101,hmdb51,diving48}.txt (kennymckormick/pyskl@3f6795f). Their splits
+# come from the pickle's ``split`` (skeltools convert pyskl), so these definitions have no split rules.
+_PYSKL_2D = {
+    "gym99": "FineGym Gym99: 99 gymnastics element classes (pyskl gym_hrnet.pkl, HRNet 2D poses in true boxes).",
+    "ucf101": "UCF101: 101 classes; three official train/test splits (pyskl ucf101_hrnet.pkl, HRNet 2D poses).",
+    "hmdb51": "HMDB51: 51 classes; three official train/test splits (pyskl hmdb51_hrnet.pkl, HRNet 2D poses).",
+    "diving48": "Diving48: 48 dive classes (pyskl diving48_hrnet.pkl, HRNet 2D poses).",
+}
+
+
+def _pyskl_2d(name: str) -> DatasetDef:
+    return DatasetDef(name=name, layout="coco17", class_names=_read_lines(f"{name}_class_names.txt"), protocols={},
+                      description=_PYSKL_2D[name])
+
+
 SMARTHOME_CLASSES = (
     "Cook.Cleandishes", "Cook.Cleanup", "Cook.Cut", "Cook.Stir", "Cook.Usestove", "Cutbread", "Drink.Frombottle",
     "Drink.Fromcan", "Drink.Fromcup", "Drink.Fromglass", "Eat.Attable", "Eat.Snack", "Enter", "Getup", "Laydown",
@@ -253,7 +269,8 @@ def generic_dataset(class_names, protocol_parts: Mapping[str, tuple[str, ...]], 
 
 
 _FACTORIES = {"ntu60": _ntu60, "ntu120": _ntu120, "kinetics400": _kinetics400, "smarthome": _smarthome, "smarthome_cv": _smarthome_cv,
-              "babel60": lambda: _babel(60), "babel120": lambda: _babel(120)}
+              "babel60": lambda: _babel(60), "babel120": lambda: _babel(120),
+              **{name: (lambda name=name: _pyskl_2d(name)) for name in _PYSKL_2D}}
 DATASETS = tuple(_FACTORIES)
 
 

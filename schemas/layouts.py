@@ -315,6 +315,51 @@ SMARTHOME13 = Layout(
                 "The 17-joint 2D keypoint npz variant is COCO-17 order and uses coco17.",
 )
 
+# --- Halpe-26 (MMPose / AlphaPose 'halpe'): COCO-17, then head, neck, hip and the feet ---------------------------
+# Tree rooted at the neck (18): head, nose and shoulders hang from it, the hip (19) too, the legs from the hip; face
+# points as in COCO-17 but from the nose; toes and heels from their ankles. (MMPose's skeleton_links have cycles.)
+_HALPE26_PARENTS = (18, 0, 0, 1, 2, 18, 18, 5, 6, 7, 8, 19, 19, 11, 12, 13, 14, 18, 18, 18, 15, 16, 15, 16, 15, 16)
+HALPE26 = Layout(
+    name="halpe26",
+    joint_names=COCO17.joint_names + (
+        "head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe", "left_heel",
+        "right_heel",
+    ),
+    bone_parents=_HALPE26_PARENTS,
+    edges=_edges_from_parents(_HALPE26_PARENTS),
+    center=18,
+    left_right=COCO17.left_right + ((20, 21), (22, 23), (24, 25)),
+    description="Halpe-26 (MMPose 'halpe', RTMPose body8-halpe26); 2D, x, y and confidence. COCO-17 joints 0-16.",
+)
+
+# --- COCO-WholeBody 133 (MMPose 'coco_wholebody'): body 0-16, feet 17-22, face 23-90, left hand 91-111, right hand
+# 112-132. Body as COCO-17, feet from their ankles, the 68 face points from the nose (a star: no face contour is
+# a bone chain worth modelling), each hand's root from its wrist and every finger a chain of 4 from the root.
+_FINGERS = ("thumb", "forefinger", "middle_finger", "ring_finger", "pinky_finger")
+
+
+def _hand(side: str, root: int, wrist: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    names = (f"{side}_hand_root",) + tuple(f"{side}_{finger}{k}" for finger in _FINGERS for k in range(1, 5))
+    parents = (wrist,) + tuple(root if k == 0 else root + 1 + 4 * f + k - 1 for f in range(5) for k in range(4))
+    return names, parents
+
+
+_LEFT_HAND, _RIGHT_HAND = _hand("left", 91, 9), _hand("right", 112, 10)
+_WHOLEBODY_PARENTS = (COCO17.bone_parents + (15, 15, 15, 16, 16, 16) + (0,) * 68 + _LEFT_HAND[1] + _RIGHT_HAND[1])
+WHOLEBODY133 = Layout(
+    name="wholebody133",
+    joint_names=COCO17.joint_names + (
+        "left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+    ) + tuple(f"face_{k}" for k in range(68)) + _LEFT_HAND[0] + _RIGHT_HAND[0],
+    bone_parents=_WHOLEBODY_PARENTS,
+    edges=_edges_from_parents(_WHOLEBODY_PARENTS),
+    center=0,
+    left_right=COCO17.left_right + ((17, 20), (18, 21), (19, 22)) + tuple((91 + k, 112 + k) for k in range(21)),
+    description="COCO-WholeBody 133 (MMPose 'coco_wholebody', RTMW / DWPose); 2D, x, y and confidence. COCO-17 "
+                "joints 0-16, feet 17-22, face 23-90, left hand 91-111, right hand 112-132.",
+)
+
+
 def canonical_joint_name(name: str) -> str:
     """One spelling for the naming conventions: ``left_shoulder`` (COCO) and ``LShoulder`` (OpenPose) -> ``LShoulder``."""
     if "_" not in name and not name.islower():
@@ -339,7 +384,7 @@ def joint_sources(source: Layout, target: Layout,
 
 
 LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (NTU25, COCO18, COCO17, BODY25, BODY25B,
-                                                                  SMARTHOME13)}
+                                                                  SMARTHOME13, HALPE26, WHOLEBODY133)}
 
 
 def get_layout(name: str) -> Layout:

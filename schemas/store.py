@@ -8,6 +8,10 @@ A store is a zarr v3 group directory::
     NAME.zarr/offsets        int64 (N + 1,): sample i is frames offsets[i]:offsets[i + 1]
     NAME.zarr/index.parquet  one row per sample (INDEX_COLUMNS plus per-dataset source and split columns)
     NAME.zarr/report.json    the conversion report
+
+Integrity records, written when a store is published (older stores lack them and still open): each frame array's
+attrs hold ``shards`` (its shard files and their sizes in bytes; a shard of all-zero frames has no file), the
+group attrs hold ``integrity`` (sha256 of the offsets and of ``index.parquet``).
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ CHUNK_FRAMES = 128
 SHARD_FRAMES = 32768
 MODALITIES = ("joint", "bone", "joint_motion", "bone_motion")
 COORDS = {"xyz": 3, "xy": 2, "xyc": 3}
+SHARDS_ATTR = "shards"  # frame array attrs: {"c/<shard>/0/0/0": size in bytes} of every shard file at publish
+INTEGRITY_ATTR = "integrity"  # group attrs: {"offsets": sha256 of int64 LE values, "index.parquet": sha256 of file}
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ ATTRS: dict[str, tuple[type | tuple[type, ...], str]] = {
 # Attrs some stores have: key -> (python type, meaning).
 OPTIONAL_ATTRS: dict[str, tuple[type, str]] = {
     "layout_definition": (dict, "a custom layout's whole definition (schemas.layouts.Layout.to_dict())"),
+    INTEGRITY_ATTR: (dict, "sha256 digests of offsets and index.parquet, recorded at publish"),
 }
 
 # The attrs that say how every sample was made (vs. counts and provenance): a training run copies them into its

@@ -13,6 +13,18 @@ import click
 from skeltools import __version__
 
 
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+OPTIONAL_MODULES = {  # module -> how to install it
+    "torch": f'pip install "torch==2.13.0" --index-url {TORCH_CPU_INDEX} (CPU build; on a GPU machine '
+             f'pip install "torch==2.13.0"), or pip install "skeltools[train]"',
+    "matplotlib": "pip install 'skeltools[viz]'",
+    "onnx": "pip install 'skeltools[onnx]'",
+    "onnxruntime": "pip install 'skeltools[onnx]'",
+    "dask": "pip install 'skeltools[dask]'",
+    "distributed": "pip install 'skeltools[dask]'",
+}
+
+
 class _Group(click.Group):
     """Turns any error into one clear line and exit code 1; ``--debug`` shows the traceback instead."""
 
@@ -24,6 +36,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; rerun the same command to resume", err=True)
             ctx.exit(130)
+        except ModuleNotFoundError as exc:
+            if exc.name not in OPTIONAL_MODULES or (ctx.find_root().params or {}).get("debug"):
+                raise
+            click.echo(f"error: {ctx.invoked_subcommand or ctx.info_name} needs {exc.name}, which is not installed: "
+                       f"{OPTIONAL_MODULES[exc.name]}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # noqa: BLE001 - the CLI boundary
             if (ctx.find_root().params or {}).get("debug") or os.environ.get("SKELTOOLS_DEBUG"):
                 raise
@@ -99,7 +117,9 @@ def _summary(output: Path, report: dict, seconds: float, append: bool) -> None:
     if append and not c["converted"]:
         click.echo(f"{output}: nothing new to append, {c['duplicates']} sample(s) already in the store; unchanged")
         return
-    click.echo(f"{output}: {'appended ' if append else ''}{c['converted']} samples, {c['frames']} frames "
+    samples = c.get("samples", c["converted"])
+    files = f" from {c['converted']} files" if samples != c["converted"] else ""
+    click.echo(f"{output}: {'appended ' if append else ''}{samples} samples{files}, {c['frames']} frames "
                f"({report['dataset']}); {c['skipped']} skipped, {c['failed']} failed"
                f"{', %d already in the store' % c['duplicates'] if append else ''}; {seconds:.1f} s, "
                f"{c['frames'] / seconds:.0f} frames/s")
@@ -280,6 +300,83 @@ def convert_babel_cmd(inputs, output, source, dataset, babel_json, fps_table, ex
                          fps_table=fps_table, extra=extra, log=log, **run)
 
 
+_CLASS_SETS = ["ntu60", "ntu120", "kinetics400", "gym99", "ucf101", "hmdb51", "diving48"]  # class names of pose data
+
+
+@convert.command("pyskl")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--dataset", type=click.Choice(_CLASS_SETS), default=None,
+              help="Class names. Default: ntu60/ntu120 when every frame_dir is an NTU name, else numbered classes.")
+@click.option("--layout", "layout", default=None, metavar="NAME|FILE",
+              help="Joint layout (default from V: 25 3D -> ntu25, 17 2D -> coco17, 18 2D -> coco18).")
+@click.option("--max-persons", type=int, default=2, show_default=True,
+              help="Person slots M: the first M of each annotation, zero-padded (pyskl FormatGCNInput).")
+@click.option("--normalize", type=click.Choice(["none", "pyskl"]), default="none", show_default=True,
+              help="none: keypoints as stored; pyskl: PreNormalize2D (2D: x, y from img_shape to [-1, 1]).")
+@click.option("--kpfiles", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of the Kinetics-400 kpfiles a table of contents (k400_hrnet.pkl) points into by raw_file.")
+@click.option("--box-thr", type=float, default=None,
+              help="kpfiles: drop skeletons whose box_score is below this (pyskl box_thr with valid_ratio > 0).")
+@conversion_options
+def convert_pyskl_cmd(inputs, output, dataset, layout, max_persons, normalize, kpfiles, box_thr, run, log) -> dict:
+    """Convert pyskl / mmaction2 annotation pickles (a .pkl, a folder of them, or one annotation per file).
+
+    Pickles are read with a restricted unpickler: a file asking for anything but numpy arrays and plain containers
+    is refused. Split names become index columns: xsub_train stays, xsub_val -> xsub_test (a protocol's val is its
+    test part unless it also has a test part), train1/test1 -> split1_train/split1_test, train/val -> split_train/
+    split_test.
+
+    \b
+    Example:
+      skeltools convert pyskl ntu60_3danno.pkl -o ntu60_3d.zarr
+      skeltools convert pyskl ntu120_hrnet.pkl -o ntu120_2d.zarr --normalize pyskl
+      skeltools convert pyskl k400_hrnet.pkl --kpfiles kpfiles/ -o k400.zarr --dataset kinetics400
+    """
+    from skeltools.convert_pyskl import convert_pyskl
+
+    return convert_pyskl(inputs, output, dataset=dataset, layout=layout, max_persons=max_persons,
+                         normalize=normalize, kpfiles=kpfiles, box_thr=box_thr, log=log, **run)
+
+
+@convert.command("mmpose")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
+@click.option("--labels", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Label file: CSV video,label or JSON {video: label} (repeatable); *_train* / *_val* / *_test* "
+                   "file names give the split_train / split_test columns. Without one, videos are unlabelled (-1).")
+@click.option("--dataset", type=click.Choice(_CLASS_SETS), default=None,
+              help="Class names (default: numbered from the labels).")
+@click.option("--layout", "layout", default=None, metavar="NAME|FILE",
+              help="Joint layout (default from the keypoint count: 17 coco17, 26 halpe26, 133 wholebody133).")
+@click.option("--keep", type=click.Choice(["all", "body"]), default="all", show_default=True,
+              help="body: store only the 17 COCO body joints of Halpe-26 / COCO-WholeBody predictions.")
+@click.option("--persons", type=click.Choice(["track", "stgcn"]), default="track", show_default=True,
+              help="track: identities kept across frames; stgcn: per-frame sort by score.")
+@click.option("--max-persons", type=int, default=2, show_default=True, help="Person slots M per frame.")
+@click.option("--normalize", type=click.Choice(["stgcn", "none"]), default="stgcn", show_default=True,
+              help="stgcn: pixels / image size - 0.5, zeroed where the score is 0; none: pixels as predicted.")
+@click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",
+              help="Frame size in pixels, for files whose meta_info does not give one.")
+@conversion_options
+def convert_mmpose_cmd(inputs, output, labels, dataset, layout, keep, persons, max_persons, normalize, image_size,
+                       run, log) -> dict:
+    """Convert MMPose / RTMPose prediction JSON, one file per video (folders are searched recursively).
+
+    Reads topdown_demo_with_mmdet.py --save-predictions files ({"meta_info", "instance_info"}) and the
+    inferencer's per-video prediction lists ([{"frame_id", "instances"}, ...]).
+
+    \b
+    Example:
+      skeltools convert mmpose predictions/ -o clips.zarr --labels labels.csv --image-size 1920 1080
+      skeltools convert mmpose rtmw/ -o clips_body.zarr --keep body --normalize none
+    """
+    from skeltools.convert_mmpose import convert_mmpose
+
+    return convert_mmpose(inputs, output, labels=labels, dataset=dataset, layout=layout, keep=keep, persons=persons,
+                          max_persons=max_persons, normalize=normalize, image_size=image_size, log=log, **run)
+
+
 @main.group(cls=_Group)
 def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""
@@ -444,17 +541,20 @@ def info(store) -> None:
 
 @main.command()
 @click.argument("store", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def validate(store) -> None:
-    """Check a store: schema and attrs, offsets, index (unique ids, labels in range, disjoint split parts), every
-    array's shape, NaN/inf, and every chunk's checksum. Exit code 1 when anything is wrong.
+@click.option("--quick", is_flag=True, help="Metadata only: skip decoding every chunk (checksums, NaN/inf).")
+def validate(store, quick) -> None:
+    """Check a store: schema and attrs, offsets, index (unique ids, labels in range, disjoint split parts), the
+    digests of offsets and index and every shard file with its size as published, every array's shape, NaN/inf,
+    and every chunk's checksum. Exit code 1 when anything is wrong.
 
     \b
     Example:
       skeltools validate ntu60.zarr
+      skeltools validate --quick ntu60.zarr
     """
     from skeltools.validate import validate_store
 
-    report = validate_store(store)
+    report = validate_store(store, deep=not quick)
     click.echo(report.text())
     if not report.ok:
         raise SystemExit(1)
@@ -466,18 +566,24 @@ def validate(store) -> None:
 @click.option("--split", default=None, help="Keep one split part, e.g. xsub_train.")
 @click.option("--classes", default="", help="Comma-separated class names or 0-based labels to keep.")
 @click.option("--max-per-class", type=int, default=None, help="At most N samples per class (first in store order).")
+@click.option("--split-ratio", type=float, default=None,
+              help="Add a seeded split stratified per class: generic_train (this fraction) / generic_test.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --split-ratio.")
 @click.option("--overwrite", is_flag=True)
-def subset(store, output, split, classes, max_per_class, overwrite) -> None:
-    """Copy part of a store (by split, class and count) into a new store, every modality included.
+def subset(store, output, split, classes, max_per_class, split_ratio, seed, overwrite) -> None:
+    """Copy part of a store (by split, class and count) into a new store, every modality included; optionally add
+    a seeded stratified train/test split (for stores converted without split columns).
 
     \b
     Example:
       skeltools subset ntu60.zarr -o small.zarr --split xsub_train --classes 0,1,2 --max-per-class 50
+      skeltools subset clips.zarr -o clips_split.zarr --split-ratio 0.8 --seed 0   # then train --split generic
     """
     from skeltools.reshape import subset_store
 
     wanted = [c.strip() for c in classes.split(",") if c.strip()]
-    n = subset_store(store, output, split=split, classes=wanted, max_per_class=max_per_class, overwrite=overwrite)
+    n = subset_store(store, output, split=split, classes=wanted, max_per_class=max_per_class,
+                     split_ratio=split_ratio, seed=seed, overwrite=overwrite)
     click.echo(f"{output}: {n} samples")
 
 
@@ -848,7 +954,8 @@ def predict_cmd(args, top_k, window, stride, output, checkpoint, split, clips, a
 @click.option("--dynamic", is_flag=True, help="Any clip length T (the batch size is always free).")
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset (18 or newer).")
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
-def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint, overwrite) -> None:
     """Export a run's model to ONNX: input clips (N, M, T, V, C), outputs logits and probs (N, K); class names,
     layout, modality, clip sampling and preprocessing in the model's metadata. Needs the onnx extra.
 
@@ -860,8 +967,10 @@ def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint) -> 
     from trainer.onnx_export import export_onnx
     from trainer.predict import load_predictor
 
+    if onnx_path.exists() and not overwrite:
+        raise click.ClickException(f"{onnx_path} exists; pass --overwrite to replace it")
     summary = export_onnx(load_predictor(run_dir, checkpoint=checkpoint, device="cpu"), onnx_path, frames=frames,
-                          dynamic=dynamic, opset=opset)
+                          dynamic=dynamic, opset=opset, overwrite=overwrite)
     click.echo(f"{onnx_path}: {summary['metadata']['architecture']}, {summary['classes']} classes, frames "
                f"{summary['frames']}, opset {summary['opset']}, {summary['bytes'] / 1e6:.1f} MB")
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence
@@ -38,7 +40,8 @@ import numpy as np
 from schemas import store as schema
 from schemas.datasets import get_dataset, ntu_missing_samples, parse_ntu_name, read_sample_list
 from skeltools.readers.smallfiles import file_stats, stats_digest
-from skeltools.store import SkeletonStore, StoreBuilder, StoreError, shard_ranges, work_dir_for, write_frames
+from skeltools.store import (SkeletonStore, StoreBuilder, StoreError, shard_ranges, target_lock, work_dir_for,
+                             write_frames)
 
 GROUP_FILES = 64  # work items per group at most
 GROUP_INPUT_FILES = 2048  # input files per group at most (a per-frame video is one item of hundreds of files)
@@ -187,6 +190,12 @@ def process_item(options, item) -> tuple[FileResult, np.ndarray | None]:
                           reason=f"{key}: cannot be read ({type(exc).__name__}: {exc})"), None
 
 
+def _group_label(task: tuple[int, Sequence, Any, str]) -> str:
+    """A ``process_group`` task in words: its group number and first and last item."""
+    group, items = task[0], task[1]
+    return f"group {group} ({len(items)} item(s), {_item_key(items[0])} .. {_item_key(items[-1])})"
+
+
 def _item_files(item) -> Sequence:
     """A work item's input files: the item is a file, or has ``files``."""
     return getattr(item, "files", (item,))
@@ -330,12 +339,18 @@ def detect_dataset(names: Iterable[str]) -> str:
     return "ntu60"
 
 
+class WorkerDied(RuntimeError):
+    """A worker process of the local pool died (killed by a signal, by the out-of-memory killer, ...)."""
+
+
 class _Executor:
-    """Runs tasks inline (one worker) or on one forkserver pool shared by both phases.
+    """Runs tasks inline (one worker) or on one forkserver process pool shared by both phases.
 
     forkserver, not fork: a forked child of a process that already ran a numba parallel (GNU OpenMP) kernel
     aborts, and the pool would hang. The pool starts in a background thread, so its start-up overlaps with the
-    parent's file listing; its server imports the heavy modules once, before forking the workers.
+    parent's file listing; its server imports the heavy modules once, before forking the workers. Each worker has
+    one task at a time: when one dies, the pool breaks, and the tasks in flight (one of them the dead worker's)
+    are named in a ``WorkerDied`` error instead of waiting forever.
     """
 
     def __init__(self, workers: int, progress: bool):
@@ -351,10 +366,13 @@ class _Executor:
         return self
 
     def _start_pool(self) -> None:
+        from concurrent.futures import ProcessPoolExecutor, wait
+
         try:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["skeltools._forkserver_warmup", "zarr"])
-            self._pool = context.Pool(self.workers)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            wait([self._pool.submit(os.getpid) for _ in range(self.workers)])  # start every worker now
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._error = exc
 
@@ -370,14 +388,40 @@ class _Executor:
     def __exit__(self, *exc):
         pool = self._ready_pool()
         if pool is not None:
-            pool.terminate() if exc[0] else pool.close()
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)  # tasks in flight end first: at most one per worker
 
-    def map(self, func, tasks: list, desc: str):
-        """Yield ``func(task)`` for every task, in completion order."""
+    def map(self, func, tasks: list, desc: str, label: Callable[[Any], str] | None = None):
+        """Yield ``func(task)`` for every task, in completion order; ``label(task)`` names a task in the error of
+        a dead worker (default: its number)."""
         pool = self._ready_pool()
-        results = map(func, tasks) if pool is None or len(tasks) <= 1 else pool.imap_unordered(func, tasks)
+        results = map(func, tasks) if pool is None or len(tasks) <= 1 else self._run(pool, func, tasks, desc, label)
         yield from _progress(results, len(tasks), desc, self.progress)
+
+    def _run(self, pool, func, tasks: list, desc: str, label):
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        pending = iter(enumerate(tasks))
+        running: dict = {}
+
+        def submit_next() -> None:
+            for number, task in itertools.islice(pending, 1):
+                running[pool.submit(func, task)] = label(task) if label else f"task {number + 1} of {len(tasks)}"
+
+        try:
+            for _ in range(self.workers):
+                submit_next()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    del running[future]
+                    submit_next()
+                    yield result
+        except BrokenProcessPool:
+            doing = f"running {' or '.join(running.values())}" if running else "between tasks"
+            raise WorkerDied(f"a worker process died (killed by a signal or for lack of memory) during {desc}, "
+                             f"{doing}") from None
 
 
 class _DaskExecutor:
@@ -416,8 +460,9 @@ class _DaskExecutor:
     def __exit__(self, *exc):
         self._client.close()
 
-    def map(self, func, tasks: list, desc: str):
-        """Yield ``func(task)`` for every task, in completion order (a failed task raises its error here)."""
+    def map(self, func, tasks: list, desc: str, label: Callable[[Any], str] | None = None):
+        """Yield ``func(task)`` for every task, in completion order (a failed task raises its error here). Dask
+        reruns the tasks of a lost worker elsewhere (``KilledWorker`` after repeated losses): ``label`` is unused."""
         futures = self._client.map(func, tasks, pure=False)
         try:
             finished = self._distributed.as_completed(futures, loop=self._client.loop)
@@ -451,6 +496,19 @@ def make_executor(run: "RunOptions"):
     if run.scheduler:
         raise ConversionError("--scheduler is for --engine dask")
     return _Executor(max(1, run.workers or os.cpu_count() or 1), run.progress)
+
+
+@contextmanager
+def conversion_executor(output: Path, run: "RunOptions") -> Iterator:
+    """The executor of a conversion into ``output``, while this process holds the output's writer lock (so a
+    second run on the same output, Dask head process included, fails at once). A dead worker ends the run; its
+    finished work stays in the work directory for a rerun to resume."""
+    with target_lock(output, "convert --append" if run.append else "convert"), make_executor(run) as executor:
+        try:
+            yield executor
+        except WorkerDied as exc:
+            raise ConversionError(f"{exc}; no store was written. Finished work is kept in {work_dir_for(output)}: "
+                                  f"rerun the same command to resume") from exc
 
 
 @dataclass(frozen=True)
@@ -543,7 +601,7 @@ def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *,
     t_start = time.perf_counter()
     run = RunOptions(**run)
     output = check_output(output, inputs, run)
-    with make_executor(run) as executor:  # a local pool starts while the inputs are listed
+    with conversion_executor(output, run) as executor:  # a local pool starts while the inputs are listed
         todo, results, spec, options, exclusions = select(executor.workers)
         todo = [str(path) for path in todo]  # these sources' work items are files
         target = Target(options.source, {"dataset": spec.name, **options.report_fields()},
@@ -639,6 +697,7 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
     manifest_path.write_text(json.dumps(manifest))
     existing = SkeletonStore.open(output) if run.append else None
     if existing is not None:
+        check_valid(existing)
         check_appendable(existing, target.attrs(0, 0))
 
     groups = group_items(todo)
@@ -654,7 +713,7 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
         log(f"resuming: {len(groups) - len(pending)} of {len(groups)} groups already processed")
     t0 = time.perf_counter()
     process_seconds = 0.0
-    for g, res, seconds in executor.map(process_group, pending, "parse+preprocess"):
+    for g, res, seconds in executor.map(process_group, pending, "parse+preprocess", label=_group_label):
         group_results[g] = res
         process_seconds += seconds
     t_process = time.perf_counter() - t0
@@ -673,6 +732,7 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
         "counts": {"files": len(results) + len(duplicates) - len(todo) + sum(len(_item_files(i)) for i in todo),
                    "input_bytes": sum(r.input_bytes or _file_size(r.file) for r in results + duplicates),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
+                   "samples": sum(len(_sample_ids(r)) for r in ok),
                    "frames": int(sum(r.length for r in ok)),
                    "nonfinite_body_frames": int(sum(r.nonfinite_body_frames for r in results))},
         "failed": [{"file": r.file, "line": r.line, "error": r.reason} for r in failed],
@@ -745,7 +805,22 @@ def _sample_ids(r: FileResult) -> list[str]:
 # Append
 
 
-_VOLATILE_ATTRS = ("num_samples", "num_frames", "created", "skeltools_version")
+_VOLATILE_ATTRS = ("num_samples", "num_frames", "created", "skeltools_version", schema.INTEGRITY_ATTR)
+
+
+def check_valid(store: SkeletonStore) -> None:
+    """Refuse to append to a store that fails validation: the quick checks for a store that records its shard
+    files and digests (it is then complete as published, and its frames were checked finite when written), else
+    the deep ones (every chunk decoded)."""
+    from skeltools.validate import validate_store
+
+    sealed = schema.INTEGRITY_ATTR in store.attrs and all(
+        schema.SHARDS_ATTR in store.array(name).attrs for name in store.modalities)
+    report = validate_store(store.path, deep=not sealed)
+    if not report.ok:
+        raise ConversionError(f"{store.path}: cannot append to a store that fails validation "
+                              f"({len(report.problems)} problem(s), first: {report.problems[0]}); "
+                              f"see `skeltools validate {store.path}`")
 
 
 def check_appendable(store: SkeletonStore, attrs: dict[str, Any]) -> None:

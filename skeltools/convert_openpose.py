@@ -22,7 +22,7 @@ from schemas.layouts import TO_COCO18
 from skeltools.readers.smallfiles import file_stats, stats_digest
 from skeltools.store import SkeletonStore
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
-                               input_fields, make_executor, walk_folders, zero_nonfinite_bodies)
+                               conversion_executor, input_fields, walk_folders, zero_nonfinite_bodies)
 from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, TimelineError, map_joints, normalize_stgcn,
                                         parse_label, read_kinetics_video, read_openpose_video, select_stgcn,
                                         select_tracked, selection_losses, folder_videos, timeline)
@@ -333,7 +333,7 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
                    else ())  # without either, the classes are named after the conversion (derived_class_names)
     options = OpenPoseOptions(format, model, persons, max_persons, normalize, *(image_size or (0.0, 0.0)), flip_y,
                               as_coco18, tuple(fixed_names))
-    with make_executor(run) as executor:
+    with conversion_executor(output, run) as executor:
         folders = _json_folders(inputs)
         label_files = list(labels) + [folder / name for folder, names in folders for name in names
                                       if format == "kinetics" and name.endswith("_label.json")]

@@ -42,8 +42,10 @@ def describe_store(path) -> str:
         lines.append("splits      " + ", ".join(f"{s} {len(store.rows(s))}" for s in splits))
     counts = store.report.get("counts")
     if counts:
-        lines.append(f"conversion  {counts.get('converted')} converted, {counts.get('skipped')} skipped, "
-                     f"{counts.get('failed')} failed (report.json)")
+        source = store.report.get("source")
+        done = ", ".join(f"{counts[k]} {k}" for k in ("converted", "skipped", "failed") if counts.get(k) is not None)
+        lines.append(f"{'created by' if source in ('subset', 'merge') else 'conversion'}  "
+                     + (f"{source}: " if source in ("subset", "merge") else "") + f"{done} (report.json)")
     return "\n".join(lines)
 
 

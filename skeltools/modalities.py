@@ -84,6 +84,11 @@ class FeaturePlan:
         return cls(features, tuple(steps))
 
     @property
+    def derived(self) -> tuple[str, ...]:
+        """The features computed on the fly (not stored in the store as themselves)."""
+        return tuple(f for f, (src, _) in zip(self.features, self.steps) if src != f)
+
+    @property
     def sources(self) -> tuple[str, ...]:
         """The store arrays this plan reads, in first-use order."""
         return tuple(dict.fromkeys(src for src, _ in self.steps))
@@ -163,13 +168,22 @@ def write_modalities(path, features: Sequence[str] = DERIVED, *, overwrite: bool
                      progress: bool = True, log: Callable[[str], None] = lambda _: None) -> dict:
     """Write the derived ``features`` (array names or codes) into the store at ``path``; return a summary.
 
-    Features the store already has are kept unless ``overwrite``. Idempotent and interruption-safe (module doc).
+    Features the store already has are kept unless ``overwrite``. Idempotent and interruption-safe (module doc);
+    one writer of a store at a time (``store.target_lock``).
     """
+    from skeltools.store import target_lock
+
+    with target_lock(Path(path), "modalities"):
+        return _write_modalities(path, features, overwrite, workers, progress, log)
+
+
+def _write_modalities(path, features: Sequence[str], overwrite: bool, workers: int | None, progress: bool,
+                      log: Callable[[str], None]) -> dict:
     import zarr
 
     from skeltools import __version__
     from skeltools.convert import _Executor
-    from skeltools.store import SkeletonStore, create_frame_array, shard_ranges
+    from skeltools.store import SkeletonStore, create_frame_array, seal_array, shard_ranges
 
     t_start = time.perf_counter()
     path = Path(path)
@@ -202,6 +216,7 @@ def write_modalities(path, features: Sequence[str] = DERIVED, *, overwrite: bool
     for name in todo:
         rule_text = _RULES[name] + ("; " + _SCORE_RULE if store.attrs["coords"] == "xyc" else "")
         group[name].attrs.update({"derived_from": "joint", "rule": rule_text, "skeltools_version": __version__})
+        seal_array(work / name)  # its shard list moves into the store with it
     for name in todo:
         _swap_in(work / name, path / name, work / f"{name}.old")
     shutil.rmtree(work, ignore_errors=True)

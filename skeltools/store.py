@@ -2,20 +2,28 @@
 
 Writing: ``StoreBuilder`` creates the store inside a hidden sibling work directory (``.NAME.partial/store``);
 writers fill whole shards (each shard has one owner, so parallel writers never race); ``publish`` writes the
-offsets, ``report.json`` and ``index.parquet`` (last), then renames the directory into place. A store at the
-target path is therefore always complete.
+offsets, ``report.json`` and ``index.parquet`` (last), seals the store (each frame array's shard files and sizes
+in its attrs, digests of offsets and index in the group attrs), checks it (``validate_store(deep=False)``), then
+renames the directory into place. A store at the target path is therefore always complete, and one writer at a
+time holds a target (``target_lock``).
 
 Reading: ``SkeletonStore.open(path)``; ``len(store)``; ``store[i]`` -> ``(T, M, V, C)`` float32 joints;
-``store.read(i, modality)``; ``store.index`` (pyarrow Table); ``store.rows(split)``; ``store.load()``.
+``store.read(i, modality)``; ``store.index`` (pyarrow Table); ``store.rows(split)``; ``store.load()``. Opening
+checks that every shard file recorded at publish is there with its size (one ``stat`` each); a shard file that
+goes missing later raises on read (zarr would return zeros).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -63,6 +71,10 @@ def write_frames(array_path: Path, start: int, block: np.ndarray) -> None:
     Whole shards of a store array are encoded by ``skeltools.shards`` (zarr's bytes, a third of its CPU)."""
     from skeltools.shards import write_shards
 
+    nonfinite = int(np.count_nonzero(~np.isfinite(block)))
+    if nonfinite:
+        raise StoreError(f"{array_path}: frames {start}..{start + len(block)} hold {nonfinite} NaN or infinite "
+                         f"values; a store never holds them (sources zero and count such body-frames)")
     if not write_shards(Path(array_path), start, block):
         import zarr
 
@@ -106,7 +118,81 @@ class StoreBuilder:
         group.create_array("offsets", data=np.asarray(offsets, dtype=np.int64), dimension_names=("sample_edge",))
         (self.path / "report.json").write_text(json.dumps(report, indent=1, default=_json_default) + "\n")
         pq.write_table(index, self.path / "index.parquet", compression="zstd")
+        seal_store(self.path)
+        check_before_publish(self.path, self.target)
         return publish_dir(self.path, self.target, overwrite=overwrite, cleanup=self.work_dir)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Integrity: what publish records and what open and validate check
+
+
+def shard_files(array_dir: Path) -> dict[str, int]:
+    """Size in bytes of every shard file of the frame array at ``array_dir``, by key (``c/<shard>/0/0/0``: one
+    shard spans the other axes), in shard order. A shard whose frames are all zero has no file."""
+    inner = "/".join("0" * (len(schema.FRAME_DIMS) - 1))
+    try:
+        shards = sorted(int(entry.name) for entry in os.scandir(Path(array_dir) / "c") if entry.name.isdigit())
+    except FileNotFoundError:
+        return {}
+    sizes = {}
+    for shard in shards:
+        key = f"c/{shard}/{inner}"
+        try:
+            sizes[key] = os.stat(Path(array_dir) / key).st_size
+        except FileNotFoundError:
+            continue
+    return sizes
+
+
+def seal_array(array_dir: Path) -> None:
+    """Record the array's shard files and sizes in its attrs (``schema.SHARDS_ATTR``)."""
+    import zarr
+
+    zarr.open_array(str(array_dir), mode="r+").attrs[schema.SHARDS_ATTR] = shard_files(array_dir)
+
+
+def store_digests(path: Path, offsets: np.ndarray) -> dict[str, str]:
+    """The ``schema.INTEGRITY_ATTR`` of a store: sha256 of its offsets (int64 little-endian) and index file."""
+    return {"offsets": hashlib.sha256(np.asarray(offsets, "<i8").tobytes()).hexdigest(),
+            "index.parquet": hashlib.sha256((Path(path) / "index.parquet").read_bytes()).hexdigest()}
+
+
+def seal_store(path: Path) -> None:
+    """Seal every frame array of the finished store at ``path`` and record the digests of offsets and index."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    for name in schema.MODALITIES:
+        if (Path(path) / name / "zarr.json").is_file():
+            seal_array(Path(path) / name)
+    group.attrs[schema.INTEGRITY_ATTR] = store_digests(path, group["offsets"][:])
+
+
+def check_before_publish(built: Path, target: Path) -> None:
+    """Refuse to publish a built store that fails the quick validation; it stays in the work directory."""
+    from skeltools.validate import validate_store
+
+    report = validate_store(built, deep=False)
+    if not report.ok:
+        raise StoreError(f"{target}: the finished store fails validation and is not published "
+                         f"({'; '.join(report.problems)}); it is left in {built}")
+
+
+def shard_problems(store_path: Path, name: str, expected: dict[str, int]) -> list[str]:
+    """Each shard file of array ``name`` recorded at publish (``expected``: key -> size) that is missing or has
+    another size, in words; one ``stat`` per shard."""
+    problems = []
+    for key, size in expected.items():
+        where = f"array {name!r}, shard {key.split('/')[1]} ({name}/{key})"
+        try:
+            actual = os.stat(Path(store_path) / name / key).st_size
+        except FileNotFoundError:
+            problems.append(f"{where} is missing")
+            continue
+        if actual != size:
+            problems.append(f"{where} has {actual} bytes, {size} when published")
+    return problems
 
 
 def publish_dir(built: Path, target: Path, *, overwrite: bool, cleanup: Path | None = None) -> Path:
@@ -132,6 +218,64 @@ def publish_dir(built: Path, target: Path, *, overwrite: bool, cleanup: Path | N
     if cleanup is not None:
         shutil.rmtree(cleanup, ignore_errors=True)
     return target
+
+
+def lock_path_for(target: Path) -> Path:
+    """The lock file of ``target``'s writers: ``.NAME.lock`` beside it (not inside the work directory, which a
+    run may remove)."""
+    target = Path(target)
+    return target.parent / f".{target.name}.lock"
+
+
+@contextmanager
+def target_lock(target: Path, command: str) -> Iterator[None]:
+    """Hold the exclusive lock of ``target`` (an ``flock`` on :func:`lock_path_for`, which names this process)
+    while writing it; another writer of the same target fails at once with one line naming the holder. The kernel
+    drops the lock of a process that dies, so a stale lock file is simply taken over."""
+    import fcntl
+
+    path = lock_path_for(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            os.close(fd)
+            raise StoreError(f"{target} is being written by another run ({holder}); wait for it or stop it "
+                             f"(lock {path})") from None
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"cannot lock {path} ({exc.strerror}): write the store on a filesystem with file "
+                             f"locks") from exc
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break  # else the previous holder removed the file after we opened it: lock the new one
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still locked: a waiting opener then sees another inode
+        os.close(fd)
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds the lock file open at ``fd``, in words (its holder writes itself right after locking)."""
+    for _ in range(20):
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0))
+            return (f"{holder['command']}, pid {holder['pid']} on host {holder['host']}, "
+                    f"started {holder['started']}")
+        except (ValueError, KeyError, TypeError):
+            time.sleep(0.05)
+    return "a run that has not written its name into the lock file"
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -188,6 +332,8 @@ class SkeletonStore:
         import pyarrow.parquet as pq
         import zarr
 
+        from skeltools.sealed_store import SealedLocalStore
+
         path = Path(path)
         if not (path / "zarr.json").is_file():
             partial = work_dir_for(path)
@@ -195,9 +341,18 @@ class SkeletonStore:
             raise StoreError(f"{path}: not a skeltools store, no zarr.json{hint}")
         if not (path / "index.parquet").is_file():
             raise StoreError(f"{path}: index.parquet is missing; the store is incomplete")
-        group = zarr.open_group(str(path), mode="r")
+        files = SealedLocalStore(str(path), read_only=True)
+        group = zarr.open_group(store=files, mode="r")
         index = pq.read_table(path / "index.parquet")
         arrays = {name: group[name] for name in schema.ARRAYS if name in group}
+        recorded = {name: a.attrs.get(schema.SHARDS_ATTR) for name, a in arrays.items()}
+        recorded = {name: shards for name, shards in recorded.items() if isinstance(shards, dict)}
+        damaged = [p for name, expected in recorded.items() for p in shard_problems(path, name, expected)]
+        if damaged:
+            more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+            raise StoreError(f"{path}: {len(damaged)} shard file(s) differ from the published store: "
+                             f"{'; '.join(damaged[:3])}{more}; run `skeltools validate {path}`")
+        files.expected = frozenset(f"{name}/{key}" for name, keys in recorded.items() for key in keys)
         problems = schema.validate(
             dict(group.attrs),
             {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()},
@@ -251,6 +406,13 @@ class SkeletonStore:
     def class_names(self) -> list[str]:
         return list(self.attrs["class_names"])
 
+    def class_name(self, label: int) -> str:
+        """The name of class ``label``; its number where the store has no name for it, "unlabelled" for -1."""
+        names = self.attrs.get("class_names") or []
+        if label < 0:
+            return "unlabelled"
+        return str(names[label]) if label < len(names) else f"class {label}"
+
     @property
     def split_columns(self) -> list[str]:
         import pyarrow as pa
@@ -284,7 +446,12 @@ class SkeletonStore:
         if split is None:
             return np.arange(len(self))
         if split not in self.split_columns:
-            raise StoreError(f"{self.path}: no split {split!r} (splits: {', '.join(self.split_columns) or 'none'})")
+            hint = ""
+            if not self.split_columns and (self.index.column("label").to_numpy() >= 0).any():
+                hint = (f"; the store is labelled but has no split: `skeltools subset {self.path} -o OUT.zarr "
+                        f"--split-ratio 0.8` adds a seeded generic_train/generic_test split (then --split generic)")
+            raise StoreError(f"{self.path}: no split {split!r} (splits: {', '.join(self.split_columns) or 'none'})"
+                             + hint)
         return np.flatnonzero(self.index.column(split).to_numpy(zero_copy_only=False))
 
     def load(self, modalities=None) -> "SkeletonStore":

@@ -1,8 +1,12 @@
-"""Store integrity checks: schema, offsets, index, values, split parts and every chunk's checksum.
+"""Store integrity checks: schema, offsets, index, values, split parts, shard files and every chunk's checksum.
 
 ``validate_store(path)`` never raises for a damaged store; it returns every problem it finds, each naming the
-array, chunk or column concerned. Chunks carry a crc32c checksum (the store's codec chain), so a flipped byte on
-disk is caught when its chunk is decoded.
+array, shard, chunk or column concerned. The quick checks (``deep=False``) read metadata only: schema, offsets
+and index against each other and against the digests recorded at publish, and every shard file recorded at
+publish present with its size (a missing or emptied shard would read as zeros). The deep checks add a decode of
+every chunk: chunks carry a crc32c checksum (the store's codec chain), so a flipped byte on disk is caught, and
+every value must be finite. A store written before shards and digests were recorded passes the quick checks on
+its metadata only; ``Report.warnings`` says so.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ class Report:
     path: Path
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what could not be checked
 
     @property
     def ok(self) -> bool:
@@ -27,6 +32,7 @@ class Report:
     def text(self) -> str:
         lines = [f"{self.path}: {'valid' if self.ok else f'{len(self.problems)} problem(s)'}"]
         lines += [f"  ok    {c}" for c in self.checked]
+        lines += [f"  WARN  {w}" for w in self.warnings]
         lines += [f"  FAIL  {p}" for p in self.problems]
         return "\n".join(lines)
 
@@ -62,14 +68,19 @@ def _name_bad_chunks(name: str, array, start: int, stop: int, chunk_frames: int,
         report.problems.append(f"array {name!r}, shard {shard} (frames {start}:{stop}) cannot be read as a whole")
 
 
-def validate_store(path) -> Report:
-    """Check the store at ``path``; the report lists what passed and every problem found."""
+def validate_store(path, deep: bool = True) -> Report:
+    """Check the store at ``path`` (``deep``: also decode every chunk); the report lists what passed and every
+    problem found."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import zarr
 
     path = Path(path)
     report = Report(path)
+    if not (path / "zarr.json").is_file():
+        report.problems.append("not a skeltools store: no zarr.json (a store is the NAME.zarr folder that "
+                               "`skeltools convert` writes)")
+        return report
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # noqa: BLE001
@@ -123,18 +134,59 @@ def validate_store(path) -> Report:
 
     if index is not None:
         _check_index(index, attrs, report, pa)
+    _check_digests(path, attrs, offsets, report)
     joint = arrays.get("joint")
     for name in schema.MODALITIES:
         if name in arrays:
-            chunk = arrays[name].chunks[0]
-            shard = arrays[name].shards[0] if arrays[name].shards else chunk
             before = len(report.problems)
-            _scan_array(name, arrays[name], chunk, shard, report)
-            if len(report.problems) == before:
-                report.checked.append(f"array {name!r}: every chunk decodes and passes its checksum, all values finite")
+            _check_shard_files(path, name, arrays[name], report)
+            if deep:
+                chunk = arrays[name].chunks[0]
+                shard = arrays[name].shards[0] if arrays[name].shards else chunk
+                _scan_array(name, arrays[name], chunk, shard, report)
+            if deep and len(report.problems) == before:
+                report.checked.append(f"array {name!r}: every chunk decodes and passes its checksum, "
+                                      f"all values finite")
     if joint is not None and not any(c.get("name") == "crc32c" for c in _codec_names(path / "joint")):
         report.problems.append("array 'joint' has no crc32c checksum codec: on-disk corruption cannot be detected")
     return report
+
+
+def _check_digests(path: Path, attrs: dict, offsets, report: Report) -> None:
+    """Offsets and ``index.parquet`` against the digests recorded at publish."""
+    from skeltools.store import store_digests
+
+    recorded = attrs.get(schema.INTEGRITY_ATTR)
+    if not isinstance(recorded, dict):
+        report.warnings.append("no digests of offsets and index.parquet (a store published before they were "
+                               "recorded): edits to them are caught only where they break the checks above")
+        return
+    if offsets is None or not (path / "index.parquet").is_file():
+        return  # already reported
+    actual = store_digests(path, offsets)
+    changed = [name for name in ("offsets", "index.parquet") if recorded.get(name) != actual[name]]
+    report.problems += [f"{name}: sha256 {actual[name][:12]}... differs from the {str(recorded.get(name))[:12]}... "
+                        f"recorded at publish (changed since)" for name in changed]
+    if not changed:
+        report.checked.append("offsets and index.parquet: sha256 digests as recorded at publish")
+
+
+def _check_shard_files(path: Path, name: str, array, report: Report) -> None:
+    """Every shard file recorded at publish is there with its size, and no other shard file is."""
+    from skeltools.store import shard_files, shard_problems
+
+    recorded = array.attrs.get(schema.SHARDS_ATTR)
+    if not isinstance(recorded, dict):
+        report.warnings.append(f"array {name!r}: no shard list (a store published before shards were recorded): "
+                               f"a missing or emptied shard file reads as zeros, like a shard of all-zero frames")
+        return
+    problems = shard_problems(path, name, recorded)
+    extra = [key for key in shard_files(path / name) if key not in recorded]
+    problems += [f"array {name!r}, shard {key.split('/')[1]} ({name}/{key}) was not in the store when it was "
+                 f"published" for key in extra]
+    report.problems += problems
+    if not problems:
+        report.checked.append(f"array {name!r}: {len(recorded)} shard files, each with its size at publish")
 
 
 def _codec_names(array_dir: Path) -> list[dict]:

@@ -82,7 +82,7 @@ def render_sample(store_path, sample: int | str, out, *, azimuth: float = 0.0, e
     data = store[i]
     name = store.index.column("sample_id")[i].as_py()
     label = int(store.index.column("label")[i].as_py())
-    title = f"{name}  " + (store.class_names[label] if label >= 0 else "unlabelled")
+    title = f"{name}  {store.class_name(label)}"
     pairs = [(c, p) for c, p in store.layout.bone_pairs if c != p]
     xy = project(data, store.attrs["coords"], azimuth, elevation)
     limits = _limits(xy)
@@ -119,13 +119,16 @@ def plot_stats(store_path, out) -> Path:
     store = SkeletonStore.open(store_path)
     labels = store.index.column("label").to_numpy()
     fig, (ax_cls, ax_len, ax_per) = plt.subplots(1, 3, figsize=(15, 4), dpi=80)
-    classes = np.arange(len(store.class_names))
+    classes = np.unique(labels[labels >= 0])
     parts = store.split_columns or [None]
     for part in parts[:4]:
         rows = store.rows(part)
-        counts = np.bincount(labels[rows][labels[rows] >= 0], minlength=len(classes))
-        ax_cls.plot(classes, counts, drawstyle="steps-mid", label=part or "all")
-    ax_cls.set(title="samples per class", xlabel="label", ylabel="samples")
+        counts = np.bincount(labels[rows][labels[rows] >= 0], minlength=len(store.class_names))
+        counts = np.pad(counts, (0, max(0, int(classes.max(initial=-1)) + 1 - len(counts))))
+        ax_cls.plot(np.arange(len(classes)), counts[classes], drawstyle="steps-mid", label=part or "all")
+    ax_cls.set(title=f"samples per class ({len(classes)} present)", xlabel="label", ylabel="samples")
+    if 0 < len(classes) <= 30:
+        ax_cls.set_xticks(np.arange(len(classes)), [str(c) for c in classes], fontsize=7)
     ax_cls.legend(fontsize=7)
     for part in parts[:4]:
         ax_len.hist(store.lengths[store.rows(part)], bins=30, histtype="step", label=part or "all")

@@ -202,3 +202,5 @@ def test_cli_synth_then_convert(tmp_path):
                                   str(tmp_path / "raw" / "featp_2_fps.json"), "-o", str(tmp_path / "b.zarr"),
                                   "--workers", "1", "-q"])
     assert result.exit_code == 0 and "(babel60)" in result.output, result.output
+    samples = len(SkeletonStore.open(tmp_path / "b.zarr"))  # the summary counts samples, not input files
+    assert samples > 4 and f": {samples} samples from 4 files," in result.output, result.output

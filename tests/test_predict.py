@@ -278,12 +278,18 @@ def test_onnx_parity_dynamic_length(arch, kw, run, tmp_path):
     assert onnx_vs_torch(tmp_path / f"{arch}.onnx", predictor.model, (16, 24, 9)) < 1e-4
 
 
-def test_export_model_cli_fixed_length_and_metadata(run, tmp_path):
+def test_export_model_cli_fixed_length_and_metadata(run, tmp_path, capfd):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     out = invoke("export-model", run, "--onnx", tmp_path / "m.onnx", "--frames", "20")
     assert out.exit_code == 0, out.output
     assert "stgcn, 60 classes, frames 20, opset 18" in out.output
+    assert "torchvision" not in out.output + "".join(capfd.readouterr())  # the exporter's registry chatter
+    written = (tmp_path / "m.onnx").stat().st_mtime_ns
+    again = invoke("export-model", run, "--onnx", tmp_path / "m.onnx", "--frames", "20")
+    assert again.exit_code == 1 and "exists; pass --overwrite" in again.output
+    assert (tmp_path / "m.onnx").stat().st_mtime_ns == written
+    assert invoke("export-model", run, "--onnx", tmp_path / "m.onnx", "--frames", "20", "--overwrite").exit_code == 0
     model = onnx.load(str(tmp_path / "m.onnx"))
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta["class_names"]) == json.loads((run / "run.json").read_text())["class_names"]

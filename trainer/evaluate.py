@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "CLIP_MODES", "Metrics", "Scores", "aggregate_clips", "compute_metrics", "confusion_matrix",
-    "mean_class_accuracy", "per_class_accuracy", "plot_confusion", "read_scores", "softmax", "topk_accuracy",
+    "mean_class_accuracy", "per_class_accuracy", "plot_confusion", "present_classes", "read_scores", "softmax", "topk_accuracy",
     "worst_confusions", "write_scores",
 ]
 
@@ -256,6 +256,11 @@ def read_scores(path: str | os.PathLike) -> Scores:
                   matrix("probs"), meta)
 
 
+def present_classes(matrix: np.ndarray) -> np.ndarray:
+    """Indices of the classes that occur in a ``(K, K)`` confusion matrix, as truth or as prediction."""
+    return np.flatnonzero((matrix.sum(axis=0) > 0) | (matrix.sum(axis=1) > 0))
+
+
 def plot_confusion(matrix: np.ndarray, class_names: list[str] | None, path: str | os.PathLike) -> bool:
     """Save the row-normalised confusion matrix as an image; False (nothing written) when matplotlib is not
     installed (the ``viz`` extra). Uses matplotlib's object API with the Agg canvas: no pyplot, no global
@@ -266,6 +271,9 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str] | None, path: str 
     except ImportError:
         return False
     matrix = np.asarray(matrix, dtype=np.float64)
+    shown = present_classes(matrix)
+    matrix = matrix[np.ix_(shown, shown)]
+    class_names = None if class_names is None else [str(class_names[c]) for c in shown]
     k = len(matrix)
     support = matrix.sum(axis=1, keepdims=True)
     rates = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
@@ -277,7 +285,7 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str] | None, path: str 
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"confusion matrix, rows normalised ({int(matrix.sum())} samples)")
+    ax.set_title(f"confusion matrix, rows normalised ({int(matrix.sum())} samples, {k} classes present)")
     if class_names is not None and k <= 60:
         ax.set_xticks(range(k), class_names, rotation=90, fontsize=6)
         ax.set_yticks(range(k), class_names, fontsize=6)

@@ -12,6 +12,7 @@ the batch size into a reshape of DG-STGCN, so it is not used. The model's metada
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -71,20 +72,29 @@ def export_graph(model: nn.Module, sample_shape: tuple[int, int, int, int], *, d
     dims = {0: torch.export.Dim("batch", max=4096)}
     if dynamic_frames:
         dims[2] = torch.export.Dim("frames", min=MIN_FRAMES, max=100_000)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        return torch.onnx.export(Scores(model).eval(), (example,), input_names=["clips"],
-                                 output_names=["logits", "probs"], dynamic_shapes=(dims,), opset_version=opset,
-                                 dynamo=True, verbose=False)
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms" and the like
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.onnx.export(Scores(model).eval(), (example,), input_names=["clips"],
+                                     output_names=["logits", "probs"], dynamic_shapes=(dims,),
+                                     opset_version=opset, dynamo=True, verbose=False)
+    finally:
+        registry_log.setLevel(level)
 
 
 def export_onnx(predictor, output, *, frames: int | None = None, dynamic: bool = False,
-                opset: int = MIN_OPSET) -> dict[str, Any]:
+                opset: int = MIN_OPSET, overwrite: bool = False) -> dict[str, Any]:
     """Write ``predictor``'s model to ``output`` as ONNX; return a summary (inputs, outputs, opset, metadata).
+    An existing ``output`` is replaced only with ``overwrite`` (else ``FileExistsError``).
 
     ``dynamic``: any number of frames; else ``frames`` (default: the recipe's clip length) are fixed. Raises
     ``RuntimeError`` naming the architecture and the exporter's reason when the model cannot be exported.
     """
+    if Path(output).exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
     try:
         import onnxscript  # noqa: F401 - the exporter needs it
     except ImportError:
@@ -112,6 +122,8 @@ def export_onnx(predictor, output, *, frames: int | None = None, dynamic: bool =
     program.model.metadata_props.update(meta)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    program.save(str(output))
+    partial = output.with_name(f".{output.name}.partial")
+    program.save(str(partial))
+    partial.replace(output)
     return {"output": str(output), "frames": meta["frames"], "opset": program.model.opset_imports.get("", opset),
             "classes": len(predictor.class_names), "bytes": output.stat().st_size, "metadata": meta}

@@ -317,6 +317,9 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         out = Path(cfg.out_dir)
         store = SkeletonStore.open(cfg.store)
         train_set, val_set, val_source = build_datasets(cfg, recipe, store)
+        if train_set.plan.derived and ctx.rank == 0:
+            log(f"note: {', '.join(train_set.plan.derived)} not in {store.path.name}: computed from the stored "
+                f"arrays for every clip (`skeltools modalities {store.path}` stores it once)")
         num_classes = len(store.class_names)
         torch.manual_seed(recipe.seed)
         model = build_model(cfg.arch, num_classes=num_classes, layout=store.layout,
