@@ -208,6 +208,24 @@ def test_pixels_overflowing_in_normalization_are_counted(tmp_path):
     assert np.isfinite(x).all() and not x[1].any() and x[0].any()
 
 
+def test_babel_overflow_in_pre_normalization_is_zeroed_and_counted(tmp_path):
+    from skeltools.convert_babel import convert_babel
+    from skeltools.readers.babel import SMPLH_TO_NTU
+    from skeltools.synth_sets import write_babel_corpus
+
+    paths = write_babel_corpus(tmp_path / "raw", 2, seed=3, seconds_range=(6.0, 6.0))
+    first = sorted(paths["joints"].rglob("*.npz"))[0]
+    with np.load(first) as npz:
+        joint_pos, fps = npz["joint_pos"].reshape(len(npz["joint_pos"]), 73, 3), npz["mocap_framerate"]
+    joint_pos[0, SMPLH_TO_NTU[1], 0], joint_pos[0, SMPLH_TO_NTU[5], 0] = 3e38, -3e38  # centre and a shoulder
+    np.savez(first, joint_pos=joint_pos.reshape(len(joint_pos), 219), mocap_framerate=fps)
+    report = convert_babel([paths["joints"]], tmp_path / "b.zarr", source="joints", babel_json=paths["babel_json"],
+                           fps_table=paths["fps_table"], **RUN)
+    assert report["counts"]["nonfinite_body_frames"] >= 1 and len(report["nonfinite_body_frames"]) == 1
+    assert np.isfinite(SkeletonStore.open(tmp_path / "b.zarr").array("joint")[:]).all()
+    assert validate_store(tmp_path / "b.zarr").ok
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Point 6: memory bounded by what a file holds
 
