@@ -1,0 +1,269 @@
+"""Body selection of preset ``clean``: track bodies over time, keep the persons, never the noise.
+
+The references decide what a person is from one frame's x/y extent (the "spread" rule, which a real actor seen
+side-on with extended arms fails) and merge bodyIDs by interval arithmetic (which drops an actor whose bodyID
+changes and shifts an actor that drops out). Here:
+
+1. :func:`tracklets` groups the body-frames by bodyID, each at its file frame numbers.
+2. :func:`link_tracklets` chains tracklets that never share a frame and meet with a continuous pose (an ID switch,
+   an ID flicker, a re-acquisition after a dropout) into one *track*, longest tracklets first.
+3. :func:`track_evidence` measures each track: plausible bone lengths (pose-invariant, so a side-on or bent actor
+   passes), motion over time, duration, and overlap with the other tracks.
+4. :func:`choose_persons` keeps up to two persons: bodies with human bone proportions, lasting more than 11
+   frames, moving (a still body only when nothing moves), not a duplicate of a person already kept; the main
+   person (more frames, then more motion, as pyskl orders them) first. When nothing passes, the longest track is
+   kept, so a file with a body in it is never skipped.
+5. :func:`select_clean` places each person at the file's frame numbers (gaps are zeros, nothing is shifted).
+   ``skeltools.presets`` then normalises as pyskl's ``PreNormalize3D`` does.
+
+Axis order: tracklet and track poses are ``(n, 25, 3)`` float32 (appearances, joints, xyz) with ``frames`` (n,)
+int64 file frame numbers; :func:`select_clean` returns ``(P, num_frames, 25, 3)`` float32, P in {1, 2}.
+Joint tracking states are not used: the reader keeps only x, y, z.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from skeltools.select import NUM_JOINTS, NothingToKeep, body_motion
+
+#: Typical adult Kinect v2 bone lengths in metres: (joint, joint, length). Pose-invariant evidence of a person.
+HUMAN_BONES = ((0, 1, 0.28), (1, 20, 0.24), (20, 4, 0.17), (20, 8, 0.17), (4, 5, 0.27), (8, 9, 0.27),
+               (5, 6, 0.24), (9, 10, 0.24), (12, 13, 0.40), (16, 17, 0.40), (13, 14, 0.39), (17, 18, 0.39))
+_BONE_A = np.array([a for a, _, _ in HUMAN_BONES])
+_BONE_B = np.array([b for _, b, _ in HUMAN_BONES])
+_BONE_LEN = np.array([n for _, _, n in HUMAN_BONES], np.float32)
+#: Left/right pairs among HUMAN_BONES (shoulders, upper arms, forearms, thighs, shins).
+_BONE_PAIRS = np.array([(2, 3), (4, 5), (6, 7), (8, 9), (10, 11)])
+#: Body scale (median bone length / typical) of a person: a child to a tall adult, with Kinect's errors.
+SCALE_RANGE = (0.5, 1.6)
+#: A bone fits when its length / (scale x typical) lies in this range, a left/right pair when the longer is at
+#: most MAX_ASYMMETRY times the shorter; a person has at most MAX_MISFIT_BONES misfits of either kind.
+BONE_RATIO_RANGE = (0.65, 1.55)
+MAX_ASYMMETRY = 1.4
+MAX_MISFIT_BONES = 2
+#: Tracks seen in at most this many frames are flickers unless nothing longer exists (the references' 11).
+MIN_FRAMES = 12
+#: A track whose median joint standard deviation over time stays below this (metres) is still, like furniture.
+STILL = 0.006
+#: Linking: the mean joint distance (metres) allowed between the poses at a junction, plus this per frame of gap.
+LINK_DISTANCE = 0.15
+LINK_PER_FRAME = 0.05
+MAX_LINK_GAP = 30
+#: A candidate whose mean joint distance to a person already kept, over their shared frames, is below this is the
+#: same person tracked twice (a ghost).
+GHOST_DISTANCE = 0.2
+MAX_PERSONS = 2
+#: Bone lengths and stillness are measured on at most about this many frames, evenly spaced.
+EVIDENCE_FRAMES = 32
+
+
+@dataclass(frozen=True, eq=False)
+class Tracklet:
+    """All appearances of one bodyID: ``frames`` (n,) int64 increasing file frame numbers, ``xyz`` (n, 25, 3)."""
+
+    body_id: int
+    frames: np.ndarray
+    xyz: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class Track:
+    """Tracklets chained into one body over time (sorted by frame, no frame twice)."""
+
+    body_ids: tuple[int, ...]
+    frames: np.ndarray
+    xyz: np.ndarray
+
+    def pose_at(self, frame: int) -> np.ndarray:
+        return self.xyz[int(np.searchsorted(self.frames, frame))]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What :func:`choose_persons` knows about a track.
+
+    frames     how many frames it is seen in
+    valid      frames with any non-zero joint (a body zeroed upstream for NaN is not evidence)
+    human      bone lengths of a person (scale and proportions)
+    moving     its joints move more than :data:`STILL` over time
+    """
+
+    frames: int
+    valid: int
+    human: bool
+    moving: bool
+
+
+def tracklets(skel) -> list[Tracklet]:
+    """Body-frames grouped by bodyID, in order of first appearance; a bodyID listed twice in one frame keeps
+    its first listing."""
+    ids = np.asarray(skel.body_id, np.int64)
+    frame = np.asarray(skel.frame, np.int64)
+    order = np.lexsort((frame, ids))  # by bodyID, then frame; stable, so a repeat keeps file order
+    ids_s, frame_s = ids[order], frame[order]
+    first = np.ones(len(order), bool)
+    first[1:] = (ids_s[1:] != ids_s[:-1]) | (frame_s[1:] != frame_s[:-1])
+    order, ids_s, frame_s = order[first], ids_s[first], frame_s[first]
+    starts = np.flatnonzero(np.r_[True, ids_s[1:] != ids_s[:-1]])
+    stops = np.r_[starts[1:], len(order)]
+    groups = sorted(zip(starts, stops), key=lambda g: order[g[0]])
+    return [Tracklet(int(ids_s[a]), frame_s[a:b], np.ascontiguousarray(skel.xyz[order[a:b]], np.float32))
+            for a, b in groups]
+
+
+def _junction_cost(track: Track, piece: Tracklet) -> float:
+    """How far ``piece`` is from continuing ``track`` (<= 1: it does; inf: it cannot).
+
+    It cannot when a track frame lies within the piece's span (a shared frame, or interleaving) or when they
+    meet nowhere within :data:`MAX_LINK_GAP` frames. At each junction (the track's frame just before the piece,
+    and just after it) the mean joint distance is divided by what that gap allows; the cost is the worst one.
+    """
+    i = int(np.searchsorted(track.frames, piece.frames[0]))
+    if i != int(np.searchsorted(track.frames, piece.frames[-1], side="right")):
+        return np.inf
+    junctions = []
+    if i > 0:
+        junctions.append((piece.frames[0] - track.frames[i - 1], track.xyz[i - 1], piece.xyz[0]))
+    if i < len(track.frames):
+        junctions.append((track.frames[i] - piece.frames[-1], track.xyz[i], piece.xyz[-1]))
+    costs = [float(_norm(theirs - mine).mean()) / (LINK_DISTANCE + LINK_PER_FRAME * (gap - 1))
+             for gap, theirs, mine in junctions if gap <= MAX_LINK_GAP]
+    return max(costs) if costs else np.inf
+
+
+def _extend(track: Track, piece: Tracklet) -> Track:
+    frames = np.concatenate([track.frames, piece.frames])
+    order = np.argsort(frames, kind="stable")
+    return Track(track.body_ids + (piece.body_id,), frames[order], np.concatenate([track.xyz, piece.xyz])[order])
+
+
+def link_tracklets(pieces: list[Tracklet]) -> list[Track]:
+    """Chain tracklets into tracks: longest first, each joins the track it continues best (cost <= 1) or starts
+    its own. Tracks come out in order of their first tracklet's appearance."""
+    rank = {id(p): k for k, p in enumerate(pieces)}
+    tracks: list[Track] = []
+    first: list[int] = []
+    for piece in sorted(pieces, key=lambda p: -len(p.frames)):
+        costs = [_junction_cost(t, piece) for t in tracks]
+        best = int(np.argmin(costs)) if costs else -1
+        if best >= 0 and costs[best] <= 1.0:
+            tracks[best] = _extend(tracks[best], piece)
+            first[best] = min(first[best], rank[id(piece)])
+        else:
+            tracks.append(Track((piece.body_id,), piece.frames, piece.xyz))
+            first.append(rank[id(piece)])
+    return [tracks[k] for k in np.argsort(first, kind="stable")]
+
+
+def _lower_median(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The lower median along ``axis`` (one sort; cheaper than ``np.median`` on the small arrays here)."""
+    return np.sort(x, axis=axis).take((x.shape[axis] - 1) // 2, axis=axis)
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    """Euclidean length over the last axis."""
+    return np.sqrt(np.einsum("...i,...i->...", v, v))
+
+
+def human_bones(xyz: np.ndarray) -> bool:
+    """Whether the median bone lengths of ``xyz`` (n, 25, 3) are those of a person: body scale in
+    :data:`SCALE_RANGE`, and at most :data:`MAX_MISFIT_BONES` bones outside :data:`BONE_RATIO_RANGE` of it or
+    left/right pairs more than :data:`MAX_ASYMMETRY` apart."""
+    lengths = _lower_median(_norm(xyz[:, _BONE_A] - xyz[:, _BONE_B])) / _BONE_LEN
+    scale = float(_lower_median(lengths))
+    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+        return False
+    ratio = lengths / scale
+    misfits = np.count_nonzero((ratio < BONE_RATIO_RANGE[0]) | (ratio > BONE_RATIO_RANGE[1]))
+    left, right = lengths[_BONE_PAIRS[:, 0]], lengths[_BONE_PAIRS[:, 1]]
+    misfits += np.count_nonzero(np.maximum(left, right) > MAX_ASYMMETRY * np.minimum(left, right))
+    return int(misfits) <= MAX_MISFIT_BONES
+
+
+def joint_spread(xyz: np.ndarray) -> float:
+    """Median over joints of the length of each joint's per-axis standard deviation over time, ``(n, 25, 3)``."""
+    return float(_lower_median(_norm(xyz.std(axis=0))))
+
+
+def track_evidence(track: Track) -> Evidence:
+    """Measure one track on its non-zero frames (about :data:`EVIDENCE_FRAMES` of them, evenly spaced)."""
+    flat = track.xyz.reshape(len(track.xyz), -1)
+    live = np.any(flat != 0, axis=1)
+    valid = int(np.count_nonzero(live))
+    if valid == 0:
+        return Evidence(len(track.frames), 0, False, False)
+    sample = (track.xyz[live] if valid < len(live) else track.xyz)[:: max(1, valid // EVIDENCE_FRAMES)]
+    return Evidence(len(track.frames), valid, human_bones(sample), joint_spread(sample) >= STILL)
+
+
+def _is_ghost(track: Track, kept: Track) -> bool:
+    """``track`` follows ``kept`` closely over their shared frames (or shares none: not a ghost)."""
+    shared, mine, theirs = np.intersect1d(track.frames, kept.frames, assume_unique=True, return_indices=True)
+    if len(shared) == 0:
+        return False
+    return float(_norm(track.xyz[mine] - kept.xyz[theirs]).mean()) < GHOST_DISTANCE
+
+
+def _verdict(e: Evidence, anything_moves: bool) -> str:
+    """Why a track is not a person ("" when it is one)."""
+    if e.valid == 0:
+        return "a body zero in every frame"
+    if not e.human:
+        return "a body without human bone lengths"
+    if e.frames < MIN_FRAMES:
+        return f"a body seen in fewer than {MIN_FRAMES} frames"
+    if anything_moves and not e.moving:
+        return "a still body"
+    return ""
+
+
+def _main_first(tracks: list[Track], evidence: list[Evidence], candidates: list[int]) -> list[int]:
+    """Candidates by frames seen, most first; ties by pyskl's motion (summed per-axis variance of all joints),
+    largest first, computed only where frame counts tie."""
+    frames = [evidence[k].frames for k in candidates]
+    motion = {k: float(body_motion(tracks[k].xyz)) for k, n in zip(candidates, frames) if frames.count(n) > 1}
+    return sorted(candidates, key=lambda k: (-evidence[k].frames, -motion.get(k, 0.0)))
+
+
+def choose_persons(tracks: list[Track], evidence: list[Evidence]) -> tuple[list[int], list[str]]:
+    """Indices of the persons to keep (main person first) and why each other track was dropped."""
+    anything_moves = any(not _verdict(e, False) and e.moving for e in evidence)
+    verdicts = [_verdict(e, anything_moves) for e in evidence]
+    candidates = [k for k, v in enumerate(verdicts) if not v]
+    if not candidates:  # nothing looks like a person: keep the most person-like, longest body rather than none
+        candidates = [max(range(len(tracks)), key=lambda k: (evidence[k].valid > 0, evidence[k].human,
+                                                            evidence[k].frames))]
+        verdicts[candidates[0]] = ""
+    candidates = _main_first(tracks, evidence, candidates)
+    chosen: list[int] = []
+    for k in candidates:
+        if len(chosen) == MAX_PERSONS:
+            verdicts[k] = "a third person"
+        elif any(_is_ghost(tracks[k], tracks[c]) for c in chosen):
+            verdicts[k] = "a second tracking of a kept person"
+        else:
+            chosen.append(k)
+    return chosen, [v for k, v in enumerate(verdicts) if k not in chosen]
+
+
+def select_clean(skel) -> tuple[np.ndarray, list[str]]:
+    """Preset ``clean``'s selection. Returns ``(keypoint (P, num_frames, 25, 3) float32, notes)``, P in {1, 2}:
+    each person at the file's frame numbers, zeros where it is not seen.
+
+    Raises :class:`NothingToKeep` only when no frame holds a body.
+    """
+    pieces = tracklets(skel)
+    if not pieces:
+        raise NothingToKeep("no body in any frame")
+    tracks = link_tracklets(pieces)
+    evidence = [track_evidence(t) for t in tracks]
+    chosen, reasons = choose_persons(tracks, evidence)
+    notes = [f"{len(pieces)} bodyIDs linked into {len(tracks)} tracks"] if len(tracks) < len(pieces) else []
+    if reasons:
+        notes.append(f"{len(reasons)} tracks dropped: " + ", ".join(sorted(set(reasons))))
+    kp = np.zeros((len(chosen), skel.num_frames, NUM_JOINTS, 3), np.float32)
+    for p, k in enumerate(chosen):
+        kp[p, tracks[k].frames] = tracks[k].xyz
+    return kp, notes
