@@ -566,6 +566,11 @@ class HardCases:
     furniture_ratio: float = 0.0
     late_ratio: float = 0.0
 
+    def __post_init__(self):
+        for name, rate in vars(self).items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be a rate in [0, 1], got {rate}")
+
 
 @dataclass(frozen=True)
 class _Plan:
