@@ -262,7 +262,7 @@ def select_clean(skel) -> tuple[np.ndarray, list[str]]:
     chosen, reasons = choose_persons(tracks, evidence)
     notes = [f"{len(pieces)} bodyIDs linked into {len(tracks)} tracks"] if len(tracks) < len(pieces) else []
     if reasons:
-        notes.append(f"{len(reasons)} tracks dropped: " + ", ".join(sorted(set(reasons))))
+        notes.append(f"dropped {len(reasons)} of {len(tracks)} tracks: " + ", ".join(sorted(set(reasons))))
     kp = np.zeros((len(chosen), skel.num_frames, NUM_JOINTS, 3), np.float32)
     for p, k in enumerate(chosen):
         kp[p, tracks[k].frames] = tracks[k].xyz

@@ -29,7 +29,7 @@ without them is byte-identical to one written before they existed), each applied
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -99,6 +99,7 @@ class SynthSample:
     lean: np.ndarray               # float64 (B, 2): leanX, leanY
     noise_kind: dict[int, str] = field(default_factory=dict)  # bodyID of each noise body -> "flicker" | "furniture"
     cases: tuple[str, ...] = ()    # hard cases applied, e.g. "side_on:1", "id_switch:0", "late:1"
+    dropout: dict[int, np.ndarray] = field(default_factory=dict)  # actor -> frames it dropped out of (int64)
 
     @property
     def action(self) -> int:
@@ -673,7 +674,7 @@ def generate_ntu_sample(
     next_id = len(drives)
     poses = _camera_poses(rng, name, cls.persons, gap)
     plan = _plan_cases(rng, len(drives), hard)
-    cases, noise_kind = [], {}
+    cases, noise_kind, dropout = [], {}, {}
     tracks = []
     for k, (drive, (yaw, origin)) in enumerate(zip(drives, poses)):
         _vary(rng, t, drive)
@@ -688,7 +689,8 @@ def generate_ntu_sample(
             cases.append("late:1")
         if plan.dropout is not None and plan.dropout[0] == k:
             cut = _frame_cut(mine, plan.dropout[1])
-            mine = mine[(mine < cut) | (mine >= cut + plan.dropout[2])]
+            gone = (mine >= cut) & (mine < cut + plan.dropout[2])
+            dropout[k], mine = mine[gone], mine[~gone]
             cases.append(f"dropout:{k}")
         ids = np.full(len(mine), _body_id(base, k), dtype=np.int64)
         if k == 0 and rng.random() < id_switch_ratio:   # Kinect lost the actor and re-acquired it
@@ -718,7 +720,8 @@ def generate_ntu_sample(
         if keep.any():
             noise_kind[_body_id(base, next_id)] = "furniture"
             tracks.append(_kinect_track(rng, frames_[keep], xyz[keep], _body_id(base, next_id), -1))
-    return _assemble(name, num_frames, tracks, noise_kind, tuple(cases))
+    sample = _assemble(name, num_frames, tracks, noise_kind, tuple(cases))
+    return replace(sample, dropout=dropout) if dropout else sample
 
 
 def _ranges(frames: np.ndarray) -> list[list[int]]:
@@ -733,21 +736,19 @@ def ground_truth(sample: SynthSample) -> dict:
     """The manifest record of one sample (JSON-serialisable; frame runs are inclusive ``[first, last]``).
 
     actors[k]   body_ids (in order of first appearance: more than one after an ID switch or flicker), frames
-                (runs where the actor is listed) and dropout (runs of non-empty frames inside its span where
-                it is not listed)
+                (runs where the actor is listed) and dropout (runs of frames the sensor recorded but lost the
+                actor in; a frame left with no body is also in ``empty``)
     noise       per noise body: body_id, kind ("flicker" or "furniture") and frames
     empty       runs of 0-body frames; cases: the hard cases applied
     """
     frame = sample.frame
-    nonempty = np.flatnonzero(sample.bodies_per_frame > 0)
     actors = []
     for k in range(int(sample.actor.max(initial=-1)) + 1):
         mine = sample.actor == k
         ids, first = np.unique(sample.body_id[mine], return_index=True)
-        present = np.unique(frame[mine])
-        span = nonempty[(nonempty >= present[0]) & (nonempty <= present[-1])] if len(present) else nonempty[:0]
         actors.append({"actor": k, "body_ids": [int(i) for i in ids[np.argsort(first)]],
-                       "frames": _ranges(present), "dropout": _ranges(np.setdiff1d(span, present))})
+                       "frames": _ranges(np.unique(frame[mine])),
+                       "dropout": _ranges(sample.dropout.get(k, np.zeros(0, np.int64)))})
     noise = [{"body_id": int(bid), "kind": kind, "frames": _ranges(frame[sample.body_id == bid])}
              for bid, kind in sample.noise_kind.items()]
     return {"name": sample.name, "num_frames": sample.num_frames, "actors": actors, "noise": noise,
