@@ -47,10 +47,13 @@ MAX_MISFIT_BONES = 2
 MIN_FRAMES = 12
 #: A track whose median joint standard deviation over time stays below this (metres) is still, like furniture.
 STILL = 0.006
-#: Linking: the mean joint distance (metres) allowed between the poses at a junction, plus this per frame of gap.
+#: Linking: the mean joint distance (metres) allowed between the poses at a junction, plus this per frame of gap,
+#: across at most MAX_LINK_GAP frames; a piece seen in fewer than MIN_FRAMES frames (an ID flicker) links only
+#: across SHORT_LINK_GAP frames, so a short false detection does not join a person entering later.
 LINK_DISTANCE = 0.15
-LINK_PER_FRAME = 0.05
-MAX_LINK_GAP = 30
+LINK_PER_FRAME = 0.03
+MAX_LINK_GAP = 15
+SHORT_LINK_GAP = 2
 #: A candidate whose mean joint distance to a person already kept, over their shared frames, is below this is the
 #: same person tracked twice (a ghost).
 GHOST_DISTANCE = 0.2
@@ -117,8 +120,9 @@ def _junction_cost(track: Track, piece: Tracklet) -> float:
     """How far ``piece`` is from continuing ``track`` (<= 1: it does; inf: it cannot).
 
     It cannot when a track frame lies within the piece's span (a shared frame, or interleaving) or when they
-    meet nowhere within :data:`MAX_LINK_GAP` frames. At each junction (the track's frame just before the piece,
-    and just after it) the mean joint distance is divided by what that gap allows; the cost is the worst one.
+    meet nowhere within :data:`MAX_LINK_GAP` frames (:data:`SHORT_LINK_GAP` when either is short). At each
+    junction (the track's frame just before the piece, and just after it) the mean joint distance is divided by
+    what that gap allows; the cost is the worst one.
     """
     i = int(np.searchsorted(track.frames, piece.frames[0]))
     if i != int(np.searchsorted(track.frames, piece.frames[-1], side="right")):
@@ -128,8 +132,9 @@ def _junction_cost(track: Track, piece: Tracklet) -> float:
         junctions.append((piece.frames[0] - track.frames[i - 1], track.xyz[i - 1], piece.xyz[0]))
     if i < len(track.frames):
         junctions.append((track.frames[i] - piece.frames[-1], track.xyz[i], piece.xyz[-1]))
+    max_gap = MAX_LINK_GAP if min(len(track.frames), len(piece.frames)) >= MIN_FRAMES else SHORT_LINK_GAP
     costs = [float(_norm(theirs - mine).mean()) / (LINK_DISTANCE + LINK_PER_FRAME * (gap - 1))
-             for gap, theirs, mine in junctions if gap <= MAX_LINK_GAP]
+             for gap, theirs, mine in junctions if gap <= max_gap]
     return max(costs) if costs else np.inf
 
 

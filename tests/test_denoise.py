@@ -154,6 +154,8 @@ def test_link_needs_disjoint_frames_and_a_continuous_pose():
     assert len(dn.link_tracklets([piece(1, range(20)), piece(2, range(19, 40))])) == 2          # a shared frame
     assert len(dn.link_tracklets([piece(1, range(20)), piece(2, range(20, 40), 0.15)])) == 2    # a jump
     assert len(dn.link_tracklets([piece(1, range(20)), piece(2, range(25, 40), 0.15)])) == 1    # a gap allows more
+    assert len(dn.link_tracklets([piece(1, range(20, 40)), piece(2, range(3, 8))])) == 2       # short, far
+    assert len(dn.link_tracklets([piece(1, range(20, 40)), piece(2, range(14, 19))])) == 1      # short, adjacent
     flicker = dn.link_tracklets([piece(1, [*range(10), *range(13, 30)]), piece(2, [10, 11, 12])])
     assert len(flicker) == 1 and flicker[0].body_ids == (1, 2)
     np.testing.assert_array_equal(flicker[0].frames, np.arange(30))
