@@ -169,7 +169,7 @@ def _lower_median(x: np.ndarray, axis: int = 0) -> np.ndarray:
 
 def _norm(v: np.ndarray) -> np.ndarray:
     """Euclidean length over the last axis."""
-    return np.sqrt(np.einsum("...i,...i->...", v, v))
+    return np.sqrt((v * v).sum(-1))
 
 
 def human_bones(xyz: np.ndarray) -> bool:
@@ -205,10 +205,11 @@ def track_evidence(track: Track) -> Evidence:
 
 def _is_ghost(track: Track, kept: Track) -> bool:
     """``track`` follows ``kept`` closely over their shared frames (or shares none: not a ghost)."""
-    shared, mine, theirs = np.intersect1d(track.frames, kept.frames, assume_unique=True, return_indices=True)
-    if len(shared) == 0:
+    at = np.minimum(np.searchsorted(kept.frames, track.frames), len(kept.frames) - 1)
+    shared = kept.frames[at] == track.frames
+    if not shared.any():
         return False
-    return float(_norm(track.xyz[mine] - kept.xyz[theirs]).mean()) < GHOST_DISTANCE
+    return float(_norm(track.xyz[shared] - kept.xyz[at[shared]]).mean()) < GHOST_DISTANCE
 
 
 def _verdict(e: Evidence, anything_moves: bool) -> str:
