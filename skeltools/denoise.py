@@ -56,7 +56,7 @@ MAX_LINK_GAP = 15
 SHORT_LINK_GAP = 2
 #: A candidate whose mean joint distance to a person already kept, over their shared frames, is below this is the
 #: same person tracked twice (a ghost).
-GHOST_DISTANCE = 0.2
+GHOST_DISTANCE = 0.1
 MAX_PERSONS = 2
 #: Bone lengths and stillness are measured on at most about this many frames, evenly spaced.
 EVIDENCE_FRAMES = 32
@@ -78,9 +78,6 @@ class Track:
     body_ids: tuple[int, ...]
     frames: np.ndarray
     xyz: np.ndarray
-
-    def pose_at(self, frame: int) -> np.ndarray:
-        return self.xyz[int(np.searchsorted(self.frames, frame))]
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,19 @@ def test_nothing_person_like_keeps_the_longest_body():
                          "dropped 20 frames without the main person")
 
 
+def test_second_tracking_of_a_person_is_dropped():
+    """Kinect tracking one person twice: a copy 3 cm off under another bodyID, from frame 10 on."""
+    s = sample(1, ONE_PERSON)
+    skel = parsed(s)
+    twin = skel.frame >= 10
+    ghost = SkeletonFile(skel.num_frames, skel.bodies_per_frame + (np.arange(skel.num_frames) >= 10),
+                         np.r_[skel.body_id, skel.body_id[twin] + 4], np.r_[skel.frame, skel.frame[twin]],
+                         np.r_[skel.slot, skel.slot[twin] + 1], np.concatenate([skel.xyz, skel.xyz[twin] + 0.03]))
+    out = preprocess(ghost, "clean")
+    assert out.n_persons == 1 and "a second tracking of a kept person" in out.notes[0]
+    np.testing.assert_array_equal(out.data, preprocess(skel, "clean").data)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # building blocks
 
