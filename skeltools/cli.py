@@ -286,26 +286,25 @@ def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""
 
 
+def _rate(flag: str, default: float, text: str):
+    """A per-file rate option of ``synth ntu`` (0..1)."""
+    return click.option(flag, type=click.FloatRange(0.0, 1.0), default=default, show_default=True, help=text)
+
+
 @synth.command("ntu")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--samples", type=int, default=200, show_default=True, help="Number of .skeleton files.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--classes", type=int, default=None, help="Number of action classes (default: all synthetic classes).")
-@click.option("--p-empty", type=click.FloatRange(0.0, 1.0), default=0.03, show_default=True, help="Rate of 0-body frames.")
-@click.option("--p-noise", type=click.FloatRange(0.0, 1.0), default=0.15, show_default=True,
-              help="Files with a short (<= 11 frames) false body, a flicker.")
-@click.option("--p-id-switch", type=click.FloatRange(0.0, 1.0), default=0.1, show_default=True, help="Files whose actor 1 changes bodyID.")
-@click.option("--p-id-switch2", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True, help="Files whose actor 2 changes bodyID.")
-@click.option("--p-side-on", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="Files with an actor side-on, bowing with both arms stretched ahead (spread noise to the references).")
-@click.option("--p-dropout", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="Files where an actor vanishes for 3-10 frames, same bodyID.")
-@click.option("--p-flicker", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="Files where an actor's bodyID changes for 1-5 frames, then comes back.")
-@click.option("--p-furniture", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="Files with a static, oddly proportioned body in most frames.")
-@click.option("--p-late", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
-              help="Two-person files whose second actor enters at 30-60%% of the take.")
+@_rate("--p-empty", 0.03, "Rate of 0-body frames.")
+@_rate("--p-noise", 0.15, "Files with a short (<= 11 frames) false body, a flicker.")
+@_rate("--p-id-switch", 0.1, "Files whose actor 1 changes bodyID.")
+@_rate("--p-id-switch2", 0.0, "Files whose actor 2 changes bodyID.")
+@_rate("--p-side-on", 0.0, "Files with an actor side-on, bowing with both arms stretched ahead.")
+@_rate("--p-dropout", 0.0, "Files where an actor vanishes for 3-10 frames, same bodyID.")
+@_rate("--p-flicker", 0.0, "Files where an actor's bodyID changes for 1-5 frames, then comes back.")
+@_rate("--p-furniture", 0.0, "Files with a static, oddly proportioned body in most frames.")
+@_rate("--p-late", 0.0, "Two-person files whose second actor enters at 30-60%% of the take.")
 def synth_ntu_cmd(out_dir, samples, seed, classes, p_empty, p_noise, p_id_switch, p_id_switch2, p_side_on, p_dropout,
                   p_flicker, p_furniture, p_late) -> None:
     """Write NTU RGB+D-style .skeleton files (CRLF, uint64 body IDs, noise bodies, two-person actions) and their

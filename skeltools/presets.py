@@ -42,7 +42,7 @@ from skeltools import normalize as nz
 from skeltools import select as sel
 
 PRESETS = ("clean", "pyskl", "ctrgcn", "msg3d", "none")
-#: The preset used when none is named; ``pyskl`` is the faithful reproduction of the most common reference.
+#: The preset used when none is named (``pyskl`` is one flag away and reproduces the reference).
 DEFAULT_PRESET = "clean"
 DATASETS = ("ntu60", "ntu120")
 
@@ -165,7 +165,7 @@ def preprocess(skel, preset: str = DEFAULT_PRESET, *, dataset: str = "ntu60", al
     skel         a :class:`skeltools.readers.ntu.SkeletonFile` (finite body-frames only)
     preset       one of :data:`PRESETS`
     dataset      ``"ntu60"`` or ``"ntu120"``; only changes ``ctrgcn``'s second actor of one-actor samples
-    align_spine  ``clean`` and ``pyskl``: also rotate the spine onto +z and the shoulders onto +x (``msg3d`` always does)
+    align_spine  ``clean``, ``pyskl``: also rotate the spine onto +z and the shoulders onto +x (``msg3d`` always does)
     max_persons  M, the person axis of the result
 
     Returns a :class:`PresetResult`; raises :class:`EmptySkeletonError` when nothing can be kept and
