@@ -10,7 +10,7 @@ changes and shifts an actor that drops out). Here:
 3. :func:`track_evidence` measures each track: plausible bone lengths (pose-invariant, so a side-on or bent actor
    passes), motion over time, duration, and overlap with the other tracks.
 4. :func:`choose_persons` keeps up to two persons: bodies with human bone proportions, lasting more than 11
-   frames, moving (a still body only when nothing moves), not a duplicate of a person already kept; the main
+   frames, not still over 2 s or more (a still body only when nothing moves), not a duplicate of a person already kept; the main
    person (more frames, then more motion, as pyskl orders them) first. When nothing passes, the longest track is
    kept, so a file with a body in it is never skipped.
 5. :func:`select_clean` places each person at the file's frame numbers (gaps are zeros, nothing is shifted).
@@ -45,8 +45,10 @@ MAX_ASYMMETRY = 1.4
 MAX_MISFIT_BONES = 2
 #: Tracks seen in at most this many frames are flickers unless nothing longer exists (the references' 11).
 MIN_FRAMES = 12
-#: A track whose median joint standard deviation over time stays below this (metres) is still, like furniture.
+#: A track seen in at least STILL_FRAMES frames (2 s) whose median joint standard deviation over time stays below
+#: STILL (metres) is still, like furniture (over a shorter time a person may well keep still).
 STILL = 0.006
+STILL_FRAMES = 60
 #: Linking: the mean joint distance (metres) allowed between the poses at a junction, plus this per frame of gap,
 #: across at most MAX_LINK_GAP frames; a piece seen in fewer than MIN_FRAMES frames (an ID flicker) links only
 #: across SHORT_LINK_GAP frames, so a short false detection does not join a person entering later.
@@ -87,13 +89,13 @@ class Evidence:
     frames     how many frames it is seen in
     valid      frames with any non-zero joint (a body zeroed upstream for NaN is not evidence)
     human      bone lengths of a person (scale and proportions)
-    moving     its joints move more than :data:`STILL` over time
+    still      it is seen long enough to be sure its joints do not move (see :data:`STILL`)
     """
 
     frames: int
     valid: int
     human: bool
-    moving: bool
+    still: bool
 
 
 def tracklets(skel) -> list[Tracklet]:
@@ -197,7 +199,8 @@ def track_evidence(track: Track) -> Evidence:
     if valid == 0:
         return Evidence(len(track.frames), 0, False, False)
     sample = (track.xyz[live] if valid < len(live) else track.xyz)[:: max(1, valid // EVIDENCE_FRAMES)]
-    return Evidence(len(track.frames), valid, human_bones(sample), joint_spread(sample) >= STILL)
+    still = valid >= STILL_FRAMES and joint_spread(sample) < STILL
+    return Evidence(len(track.frames), valid, human_bones(sample), still)
 
 
 def _is_ghost(track: Track, kept: Track) -> bool:
@@ -209,7 +212,7 @@ def _is_ghost(track: Track, kept: Track) -> bool:
     return float(_norm(track.xyz[shared] - kept.xyz[at[shared]]).mean()) < GHOST_DISTANCE
 
 
-def _verdict(e: Evidence, anything_moves: bool) -> str:
+def _verdict(e: Evidence, something_moves: bool) -> str:
     """Why a track is not a person ("" when it is one)."""
     if e.valid == 0:
         return "a body zero in every frame"
@@ -217,7 +220,7 @@ def _verdict(e: Evidence, anything_moves: bool) -> str:
         return "a body without human bone lengths"
     if e.frames < MIN_FRAMES:
         return f"a body seen in fewer than {MIN_FRAMES} frames"
-    if anything_moves and not e.moving:
+    if something_moves and e.still:
         return "a still body"
     return ""
 
@@ -232,8 +235,8 @@ def _main_first(tracks: list[Track], evidence: list[Evidence], candidates: list[
 
 def choose_persons(tracks: list[Track], evidence: list[Evidence]) -> tuple[list[int], list[str]]:
     """Indices of the persons to keep (main person first) and why each other track was dropped."""
-    anything_moves = any(not _verdict(e, False) and e.moving for e in evidence)
-    verdicts = [_verdict(e, anything_moves) for e in evidence]
+    something_moves = any(not _verdict(e, False) and not e.still for e in evidence)
+    verdicts = [_verdict(e, something_moves) for e in evidence]
     candidates = [k for k, v in enumerate(verdicts) if not v]
     if not candidates:  # nothing looks like a person: keep the most person-like, longest body rather than none
         candidates = [max(range(len(tracks)), key=lambda k: (evidence[k].valid > 0, evidence[k].human,

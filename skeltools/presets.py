@@ -68,7 +68,7 @@ _DESCRIPTIONS = {
     "clean": {
         "reference": "skeltools (denoising of its own), then pyskl PreNormalize3D",
         "selection": "bodyID tracklets linked over time where the pose continues (ID switches, flickers, "
-                     "dropouts); persons = human bone lengths, > 11 frames, moving, not a duplicate; up to 2 "
+                     "dropouts); persons = human bone lengths, > 11 frames, not still, not a duplicate; up to 2 "
                      "persons at the file's frame numbers (gaps zero), more frames then more motion first; the "
                      "longest body when none qualifies",
         "normalization": "main person (more frames) first; frames without it dropped; origin = its joint 1 in "

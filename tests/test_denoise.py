@@ -133,6 +133,18 @@ def test_nothing_person_like_keeps_the_longest_body():
                          "dropped 20 frames without the main person")
 
 
+def test_a_still_body_is_a_person_only_when_nothing_moves():
+    """A mannequin: human bone lengths, but not one joint moving over 80 frames."""
+    s = synth.generate_ntu_sample(np.random.default_rng(5), ONE_PERSON, frames=80, **QUIET)
+    skel = parsed(s)
+    mannequin = (synth.rest_pose() + [1.2, 0.0, 3.5]).astype(np.float32)
+    frames = [[(7, xyz) for xyz in skel.xyz[skel.frame == f]] + [(9, mannequin)] for f in range(80)]
+    out = preprocess(SkeletonFile.from_frames(frames), "clean")
+    assert out.n_persons == 1 and out.notes == ("dropped 1 of 2 tracks: a still body",)
+    alone = preprocess(SkeletonFile.from_frames([[(9, mannequin)]] * 80), "clean")
+    assert alone.n_persons == 1 and alone.notes == () and alone.data.shape == (80, 2, 25, 3)
+
+
 def test_second_tracking_of_a_person_is_dropped():
     """Kinect tracking one person twice: a copy 3 cm off under another bodyID, from frame 10 on."""
     s = sample(1, ONE_PERSON)
