@@ -8,11 +8,12 @@ changes and shifts an actor that drops out). Here:
 2. :func:`link_tracklets` chains tracklets that never share a frame and meet with a continuous pose (an ID switch,
    an ID flicker, a re-acquisition after a dropout) into one *track*, longest tracklets first.
 3. :func:`track_evidence` measures each track: plausible bone lengths (pose-invariant, so a side-on or bent actor
-   passes), motion over time, duration, and overlap with the other tracks.
+   passes), motion over time, duration.
 4. :func:`choose_persons` keeps up to two persons: bodies with human bone proportions, lasting more than 11
-   frames, not still over 2 s or more (a still body only when nothing moves), not a duplicate of a person already kept; the main
-   person (more frames, then more motion, as pyskl orders them) first. When nothing passes, the longest track is
-   kept, so a file with a body in it is never skipped.
+   frames, not still over 2 s or more (a still body only when nothing moves); a second tracking of a person
+   already kept (its position: a few centimetres away in the frames both hold) only adds the frames that person
+   lacks. The main person (more frames, then more motion, as pyskl orders them) comes first. When nothing
+   passes, the longest track is kept, so a file with a body in it is never skipped.
 5. :func:`select_clean` places each person at the file's frame numbers (gaps are zeros, nothing is shifted).
    ``skeltools.presets`` then normalises as pyskl's ``PreNormalize3D`` does.
 
@@ -137,10 +138,11 @@ def _junction_cost(track: Track, piece: Tracklet) -> float:
     return max(costs) if costs else np.inf
 
 
-def _extend(track: Track, piece: Tracklet) -> Track:
-    frames = np.concatenate([track.frames, piece.frames])
+def _extend(track: Track, body_ids: tuple[int, ...], frames: np.ndarray, xyz: np.ndarray) -> Track:
+    """``track`` with more appearances (``frames`` none of its own), kept sorted by frame."""
+    frames = np.concatenate([track.frames, frames])
     order = np.argsort(frames, kind="stable")
-    return Track(track.body_ids + (piece.body_id,), frames[order], np.concatenate([track.xyz, piece.xyz])[order])
+    return Track(track.body_ids + body_ids, frames[order], np.concatenate([track.xyz, xyz])[order])
 
 
 def link_tracklets(pieces: list[Tracklet]) -> list[Track]:
@@ -153,7 +155,7 @@ def link_tracklets(pieces: list[Tracklet]) -> list[Track]:
         costs = [_junction_cost(t, piece) for t in tracks]
         best = int(np.argmin(costs)) if costs else -1
         if best >= 0 and costs[best] <= 1.0:
-            tracks[best] = _extend(tracks[best], piece)
+            tracks[best] = _extend(tracks[best], (piece.body_id,), piece.frames, piece.xyz)
             first[best] = min(first[best], rank[id(piece)])
         else:
             tracks.append(Track((piece.body_id,), piece.frames, piece.xyz))
@@ -212,6 +214,13 @@ def _is_ghost(track: Track, kept: Track) -> bool:
     return float(_norm(track.xyz[shared] - kept.xyz[at[shared]]).mean()) < GHOST_DISTANCE
 
 
+def _absorb(kept: Track, ghost: Track) -> Track:
+    """``kept`` completed with the frames only its second tracking ``ghost`` has (a bodyID switch whose two IDs
+    share a frame, a duplicate that outlasts the original)."""
+    extra = ~np.isin(ghost.frames, kept.frames)
+    return _extend(kept, ghost.body_ids, ghost.frames[extra], ghost.xyz[extra]) if extra.any() else kept
+
+
 def _verdict(e: Evidence, something_moves: bool) -> str:
     """Why a track is not a person ("" when it is one)."""
     if e.valid == 0:
@@ -233,25 +242,27 @@ def _main_first(tracks: list[Track], evidence: list[Evidence], candidates: list[
     return sorted(candidates, key=lambda k: (-evidence[k].frames, -motion.get(k, 0.0)))
 
 
-def choose_persons(tracks: list[Track], evidence: list[Evidence]) -> tuple[list[int], list[str]]:
-    """Indices of the persons to keep (main person first) and why each other track was dropped."""
+def choose_persons(tracks: list[Track], evidence: list[Evidence]) -> tuple[list[Track], list[str]]:
+    """The persons to keep (main person first; a second tracking of a person is merged into it) and why each
+    other track was dropped."""
     something_moves = any(not _verdict(e, False) and not e.still for e in evidence)
     verdicts = [_verdict(e, something_moves) for e in evidence]
     candidates = [k for k, v in enumerate(verdicts) if not v]
     if not candidates:  # nothing looks like a person: keep the most person-like, longest body rather than none
         candidates = [max(range(len(tracks)), key=lambda k: (evidence[k].valid > 0, evidence[k].human,
                                                             evidence[k].frames))]
-        verdicts[candidates[0]] = ""
-    candidates = _main_first(tracks, evidence, candidates)
-    chosen: list[int] = []
-    for k in candidates:
-        if len(chosen) == MAX_PERSONS:
+    persons: list[Track] = []
+    for k in _main_first(tracks, evidence, candidates):
+        twin = next((p for p, kept in enumerate(persons) if _is_ghost(tracks[k], kept)), None)
+        if twin is not None:
+            persons[twin] = _absorb(persons[twin], tracks[k])
+            verdicts[k] = "a second tracking of a kept person (merged)"
+        elif len(persons) == MAX_PERSONS:
             verdicts[k] = "a third person"
-        elif any(_is_ghost(tracks[k], tracks[c]) for c in chosen):
-            verdicts[k] = "a second tracking of a kept person"
         else:
-            chosen.append(k)
-    return chosen, [v for k, v in enumerate(verdicts) if k not in chosen]
+            persons.append(tracks[k])
+            verdicts[k] = ""
+    return persons, [v for v in verdicts if v]
 
 
 def select_clean(skel) -> tuple[np.ndarray, list[str]]:
@@ -265,11 +276,11 @@ def select_clean(skel) -> tuple[np.ndarray, list[str]]:
         raise NothingToKeep("no body in any frame")
     tracks = link_tracklets(pieces)
     evidence = [track_evidence(t) for t in tracks]
-    chosen, reasons = choose_persons(tracks, evidence)
+    persons, reasons = choose_persons(tracks, evidence)
     notes = [f"{len(pieces)} bodyIDs linked into {len(tracks)} tracks"] if len(tracks) < len(pieces) else []
     if reasons:
         notes.append(f"dropped {len(reasons)} of {len(tracks)} tracks: " + ", ".join(sorted(set(reasons))))
-    kp = np.zeros((len(chosen), skel.num_frames, NUM_JOINTS, 3), np.float32)
-    for p, k in enumerate(chosen):
-        kp[p, tracks[k].frames] = tracks[k].xyz
+    kp = np.zeros((len(persons), skel.num_frames, NUM_JOINTS, 3), np.float32)
+    for p, person in enumerate(persons):
+        kp[p, person.frames] = person.xyz
     return kp, notes

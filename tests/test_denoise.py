@@ -158,6 +158,17 @@ def test_second_tracking_of_a_person_is_dropped():
     np.testing.assert_array_equal(out.data, preprocess(skel, "clean").data)
 
 
+def test_bodyid_switch_sharing_a_frame_is_merged():
+    """Kinect lists the old and the new bodyID of the actor in one frame (40), 1 cm apart."""
+    s = sample(4, ONE_PERSON)
+    skel = parsed(s)
+    frames = [[(7 if f <= 40 else 8, xyz)] for f, xyz in zip(skel.frame, skel.xyz)]
+    frames[40].append((8, skel.xyz[40] + 0.01))
+    out = preprocess(SkeletonFile.from_frames(frames), "clean")
+    assert out.n_persons == 1 and out.notes == ("dropped 1 of 2 tracks: a second tracking of a kept person (merged)",)
+    np.testing.assert_array_equal(out.data, preprocess(skel, "clean").data)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # building blocks
 
