@@ -14,7 +14,7 @@ A sample is built in three steps, each a small pure function:
 Hard cases for body selection (all opt-in: at rate 0 no random number is drawn for them, so a corpus written
 without them is byte-identical to one written before they existed), each applied to a sample with its rate:
 
-``side_on_ratio``     one actor turned side-on to the camera, bending forward with both arms reaching out ahead
+``side_on_ratio``     one actor turned side-on to the camera, crouching and bowing with both arms stretched ahead
                       (its x-extent exceeds 0.8 times its y-extent in most frames: the references' spread rule
                       calls it noise)
 ``id_switch2_ratio``  the second actor's bodyID changes once, between a third and two thirds of its frames
@@ -29,7 +29,7 @@ without them is byte-identical to one written before they existed), each applied
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -529,7 +529,7 @@ def _kinect_track(rng, frames, xyz, body_id, actor: int) -> _Track:
 
 
 def _assemble(name: str, num_frames: int, tracks: list[_Track], noise_kind: dict[int, str] | None = None,
-              cases: tuple[str, ...] = ()) -> SynthSample:
+              cases: tuple[str, ...] = (), dropout: dict[int, np.ndarray] | None = None) -> SynthSample:
     """Interleave tracks into file order: frame by frame, tracks in list order within a frame."""
     frame = np.concatenate([tr.frames for tr in tracks])
     slot = np.concatenate([np.full(len(tr.frames), k) for k, tr in enumerate(tracks)])
@@ -552,6 +552,7 @@ def _assemble(name: str, num_frames: int, tracks: list[_Track], noise_kind: dict
         lean=cat("lean"),
         noise_kind=dict(noise_kind or {}),
         cases=cases,
+        dropout=dict(dropout or {}),
     )
 
 
@@ -720,8 +721,7 @@ def generate_ntu_sample(
         if keep.any():
             noise_kind[_body_id(base, next_id)] = "furniture"
             tracks.append(_kinect_track(rng, frames_[keep], xyz[keep], _body_id(base, next_id), -1))
-    sample = _assemble(name, num_frames, tracks, noise_kind, tuple(cases))
-    return replace(sample, dropout=dropout) if dropout else sample
+    return _assemble(name, num_frames, tracks, noise_kind, tuple(cases), dropout)
 
 
 def _ranges(frames: np.ndarray) -> list[list[int]]:
