@@ -7,8 +7,8 @@ changes and shifts an actor that drops out). Here:
 1. :func:`tracklets` groups the body-frames by bodyID, each at its file frame numbers.
 2. :func:`link_tracklets` chains tracklets that never share a frame and meet with a continuous pose (an ID switch,
    an ID flicker, a re-acquisition after a dropout) into one *track*, longest tracklets first.
-3. :func:`track_evidence` measures each track: plausible bone lengths (pose-invariant, so a side-on or bent actor
-   passes), motion over time, duration.
+3. :func:`track_evidence` measures each track: plausible bone lengths and torso angles (pose-invariant, so a
+   side-on or bent actor passes), motion over time, duration.
 4. :func:`choose_persons` keeps up to two persons: bodies with human bone proportions, lasting more than 11
    frames, not still over 2 s or more (a still body only when nothing moves); a second tracking of a person
    already kept (its position: a few centimetres away in the frames both hold) only adds the frames that person
@@ -40,10 +40,20 @@ _BONE_PAIRS = np.array([(2, 3), (4, 5), (6, 7), (8, 9), (10, 11)])
 #: Body scale (median bone length / typical) of a person: a child to a tall adult, with Kinect's errors.
 SCALE_RANGE = (0.5, 1.6)
 #: A bone fits when its length / (scale x typical) lies in this range, a left/right pair when the longer is at
-#: most MAX_ASYMMETRY times the shorter; a person has at most MAX_MISFIT_BONES misfits of either kind.
+#: most MAX_ASYMMETRY times the shorter, the torso when each TORSO_ANGLES test holds; a person has at most
+#: MAX_MISFITS misfits of any kind.
 BONE_RATIO_RANGE = (0.65, 1.55)
 MAX_ASYMMETRY = 1.4
-MAX_MISFIT_BONES = 2
+MAX_MISFITS = 2
+#: Torso tests that hold in any pose (a rigid torso): (bone a, bone b, lowest and highest median cosine of their
+#: angle). The spine does not fold back (0->1 vs 1->20), the shoulder and hip lines cross the spine (4->8 vs
+#: 0->20, 12->16 vs 0->1), the head continues the upper spine (2->3 vs 1->20, within 70 degrees).
+TORSO_ANGLES = (((0, 1), (1, 20), 0.0, 1.0), ((4, 8), (0, 20), -0.5, 0.5), ((12, 16), (0, 1), -0.5, 0.5),
+                ((2, 3), (1, 20), 0.34, 1.0))
+_TORSO_U = np.array([u for u, _, _, _ in TORSO_ANGLES])
+_TORSO_V = np.array([v for _, v, _, _ in TORSO_ANGLES])
+_TORSO_LOW = np.array([low for _, _, low, _ in TORSO_ANGLES])
+_TORSO_HIGH = np.array([high for _, _, _, high in TORSO_ANGLES])
 #: Tracks seen in at most this many frames are flickers unless nothing longer exists (the references' 11).
 MIN_FRAMES = 12
 #: A track seen in at least STILL_FRAMES frames (2 s) whose median joint standard deviation over time stays below
@@ -89,7 +99,7 @@ class Evidence:
 
     frames     how many frames it is seen in
     valid      frames with any non-zero joint (a body zeroed upstream for NaN is not evidence)
-    human      bone lengths of a person (scale and proportions)
+    human      a person's shape: bone lengths (scale and proportions) and torso angles
     still      it is seen long enough to be sure its joints do not move (see :data:`STILL`)
     """
 
@@ -173,10 +183,18 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt((v * v).sum(-1))
 
 
-def human_bones(xyz: np.ndarray) -> bool:
-    """Whether the median bone lengths of ``xyz`` (n, 25, 3) are those of a person: body scale in
-    :data:`SCALE_RANGE`, and at most :data:`MAX_MISFIT_BONES` bones outside :data:`BONE_RATIO_RANGE` of it or
-    left/right pairs more than :data:`MAX_ASYMMETRY` apart."""
+def _torso_misfits(xyz: np.ndarray) -> int:
+    """How many :data:`TORSO_ANGLES` tests the median cosines of ``xyz`` (n, 25, 3) fail."""
+    u = xyz[:, _TORSO_U[:, 1]] - xyz[:, _TORSO_U[:, 0]]  # (n, tests, 3)
+    v = xyz[:, _TORSO_V[:, 1]] - xyz[:, _TORSO_V[:, 0]]
+    cos = _lower_median((u * v).sum(-1) / np.maximum(_norm(u) * _norm(v), 1e-9))
+    return int(np.count_nonzero((cos < _TORSO_LOW) | (cos > _TORSO_HIGH)))
+
+
+def human_body(xyz: np.ndarray) -> bool:
+    """Whether ``xyz`` (n, 25, 3) has a person's shape in any pose: median bone lengths at a body scale in
+    :data:`SCALE_RANGE`, and at most :data:`MAX_MISFITS` bones outside :data:`BONE_RATIO_RANGE` of it,
+    left/right pairs more than :data:`MAX_ASYMMETRY` apart, or failed :data:`TORSO_ANGLES` tests."""
     lengths = _lower_median(_norm(xyz[:, _BONE_A] - xyz[:, _BONE_B])) / _BONE_LEN
     scale = float(_lower_median(lengths))
     if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
@@ -185,7 +203,7 @@ def human_bones(xyz: np.ndarray) -> bool:
     misfits = np.count_nonzero((ratio < BONE_RATIO_RANGE[0]) | (ratio > BONE_RATIO_RANGE[1]))
     left, right = lengths[_BONE_PAIRS[:, 0]], lengths[_BONE_PAIRS[:, 1]]
     misfits += np.count_nonzero(np.maximum(left, right) > MAX_ASYMMETRY * np.minimum(left, right))
-    return int(misfits) <= MAX_MISFIT_BONES
+    return int(misfits) + _torso_misfits(xyz) <= MAX_MISFITS
 
 
 def joint_spread(xyz: np.ndarray) -> float:
@@ -202,7 +220,7 @@ def track_evidence(track: Track) -> Evidence:
         return Evidence(len(track.frames), 0, False, False)
     sample = (track.xyz[live] if valid < len(live) else track.xyz)[:: max(1, valid // EVIDENCE_FRAMES)]
     still = valid >= STILL_FRAMES and joint_spread(sample) < STILL
-    return Evidence(len(track.frames), valid, human_bones(sample), still)
+    return Evidence(len(track.frames), valid, human_body(sample), still)
 
 
 def _is_ghost(track: Track, kept: Track) -> bool:
@@ -226,7 +244,7 @@ def _verdict(e: Evidence, something_moves: bool) -> str:
     if e.valid == 0:
         return "a body zero in every frame"
     if not e.human:
-        return "a body without human bone lengths"
+        return "a body without a human shape"
     if e.frames < MIN_FRAMES:
         return f"a body seen in fewer than {MIN_FRAMES} frames"
     if something_moves and e.still:

@@ -129,7 +129,7 @@ def test_nothing_person_like_keeps_the_longest_body():
     out = preprocess(SkeletonFile.from_frames(frames), "clean")
     assert out.n_persons == 1 and out.data.shape == (20, 2, 25, 3)
     np.testing.assert_array_equal(out.data[:, 0], np.broadcast_to(blob - blob[1], (20, 25, 3)))
-    assert out.notes == ("dropped 1 of 2 tracks: a body without human bone lengths",
+    assert out.notes == ("dropped 1 of 2 tracks: a body without a human shape",
                          "dropped 20 frames without the main person")
 
 
@@ -197,12 +197,18 @@ def test_link_needs_disjoint_frames_and_a_continuous_pose():
     np.testing.assert_array_equal(flicker[0].frames, np.arange(30))
 
 
-def test_human_bones_are_pose_invariant():
+def test_human_body_is_pose_invariant():
     s = sample(2, ONE_PERSON, side_on_ratio=1.0)
-    assert dn.human_bones(s.xyz[s.actor == 0].astype(np.float32))
-    assert dn.human_bones(synth.rest_pose(0.6)[None]) and not dn.human_bones(synth.rest_pose(2.0)[None])
+    assert dn.human_body(s.xyz[s.actor == 0].astype(np.float32))
+    assert dn.human_body(synth.rest_pose(0.6)[None]) and not dn.human_body(synth.rest_pose(2.0)[None])
     wide = synth.rest_pose() * [3.0, 0.4, 1.0]
-    assert not dn.human_bones(wide[None])
+    assert not dn.human_body(wide[None])
+    twisted = synth.rest_pose()
+    twisted[4] += [0.12, 0.25, 0]              # left shoulder high: the shoulder line slants across the spine
+    twisted[12] += [0.06, 0.2, 0]              # left hip high
+    twisted[3] = twisted[2] + [0, 0, 0.12]     # head at right angles to the neck
+    assert dn._torso_misfits(synth.rest_pose()[None]) == 0 and dn._torso_misfits(twisted[None]) == 3
+    assert not dn.human_body(twisted[None])
 
 
 # ----------------------------------------------------------------------------------------------------------------
