@@ -9,7 +9,7 @@ changes and shifts an actor that drops out). Here:
    an ID flicker, a re-acquisition after a dropout) into one *track*, longest tracklets first.
 3. :func:`track_evidence` measures each track: plausible bone lengths and torso angles (pose-invariant, so a
    side-on or bent actor passes), motion over time, duration.
-4. :func:`choose_persons` keeps up to two persons: bodies with human bone proportions, lasting more than 11
+4. :func:`choose_persons` keeps up to two persons: bodies with a human shape, lasting more than 11
    frames, not still over 2 s or more (a still body only when nothing moves); a second tracking of a person
    already kept (its position: a few centimetres away in the frames both hold) only adds the frames that person
    lacks. The main person (more frames, then more motion, as pyskl orders them) comes first. When nothing

@@ -68,9 +68,9 @@ _DESCRIPTIONS = {
     "clean": {
         "reference": "skeltools (denoising of its own), then pyskl PreNormalize3D",
         "selection": "bodyID tracklets linked over time where the pose continues (ID switches, flickers, "
-                     "dropouts); persons = human bone lengths, > 11 frames, not still, not a duplicate; up to 2 "
-                     "persons at the file's frame numbers (gaps zero), more frames then more motion first; the "
-                     "longest body when none qualifies",
+                     "dropouts); persons = human shape (bone lengths, torso angles), > 11 frames, not still; a "
+                     "second tracking of a person merged into it; up to 2 persons at the file's frame numbers "
+                     "(gaps zero), more frames then more motion first; the longest body when none qualifies",
         "normalization": "main person (more frames) first; frames without it dropped; origin = its joint 1 in "
                          "the first kept frame, subtracted from non-zero joints",
         "frames": "variable length",
