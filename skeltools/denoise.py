@@ -293,8 +293,10 @@ def select_clean(skel) -> tuple[np.ndarray, list[str]]:
     if not pieces:
         raise NothingToKeep("no body in any frame")
     tracks = link_tracklets(pieces)
-    evidence = [track_evidence(t) for t in tracks]
-    persons, reasons = choose_persons(tracks, evidence)
+    if len(tracks) == 1:  # kept whatever its evidence (the fallback), so none is measured
+        persons, reasons = tracks, []
+    else:
+        persons, reasons = choose_persons(tracks, [track_evidence(t) for t in tracks])
     notes = [f"{len(pieces)} bodyIDs linked into {len(tracks)} tracks"] if len(tracks) < len(pieces) else []
     if reasons:
         notes.append(f"dropped {len(reasons)} of {len(tracks)} tracks: " + ", ".join(sorted(set(reasons))))
