@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skeltools.select import NUM_JOINTS, NothingToKeep, body_motion
+from skeltools.select import NUM_JOINTS, NothingToKeep
 
 #: Typical adult Kinect v2 bone lengths in metres: (joint, joint, length). Pose-invariant evidence of a person.
 HUMAN_BONES = ((0, 1, 0.28), (1, 20, 0.24), (20, 4, 0.17), (20, 8, 0.17), (4, 5, 0.27), (8, 9, 0.27),
@@ -71,7 +71,7 @@ SHORT_LINK_GAP = 2
 #: same person tracked twice (a ghost).
 GHOST_DISTANCE = 0.1
 MAX_PERSONS = 2
-#: Bone lengths and stillness are measured on at most about this many frames, evenly spaced.
+#: Shape and stillness are measured on this many frames of a track, evenly spaced.
 EVIDENCE_FRAMES = 32
 
 
@@ -101,12 +101,14 @@ class Evidence:
     valid      frames with any non-zero joint (a body zeroed upstream for NaN is not evidence)
     human      a person's shape: bone lengths (scale and proportions) and torso angles
     still      it is seen long enough to be sure its joints do not move (see :data:`STILL`)
+    motion     pyskl's motion (summed per-axis variance of all joints) over the sampled frames, to order persons
     """
 
     frames: int
     valid: int
     human: bool
     still: bool
+    motion: float
 
 
 def tracklets(skel) -> list[Tracklet]:
@@ -183,44 +185,49 @@ def _norm(v: np.ndarray) -> np.ndarray:
     return np.sqrt((v * v).sum(-1))
 
 
-def _torso_misfits(xyz: np.ndarray) -> int:
-    """How many :data:`TORSO_ANGLES` tests the median cosines of ``xyz`` (n, 25, 3) fail."""
-    u = xyz[:, _TORSO_U[:, 1]] - xyz[:, _TORSO_U[:, 0]]  # (n, tests, 3)
-    v = xyz[:, _TORSO_V[:, 1]] - xyz[:, _TORSO_V[:, 0]]
-    cos = _lower_median((u * v).sum(-1) / np.maximum(_norm(u) * _norm(v), 1e-9))
-    return int(np.count_nonzero((cos < _TORSO_LOW) | (cos > _TORSO_HIGH)))
+def _torso_misfits(xyz: np.ndarray) -> np.ndarray:
+    """How many :data:`TORSO_ANGLES` tests the median cosines fail: ``(..., n, 25, 3) -> (...)`` int."""
+    u = xyz[..., _TORSO_U[:, 1], :] - xyz[..., _TORSO_U[:, 0], :]  # (..., n, tests, 3)
+    v = xyz[..., _TORSO_V[:, 1], :] - xyz[..., _TORSO_V[:, 0], :]
+    cos = _lower_median((u * v).sum(-1) / np.maximum(_norm(u) * _norm(v), 1e-9), axis=-2)
+    return np.count_nonzero((cos < _TORSO_LOW) | (cos > _TORSO_HIGH), axis=-1)
 
 
-def human_body(xyz: np.ndarray) -> bool:
-    """Whether ``xyz`` (n, 25, 3) has a person's shape in any pose: median bone lengths at a body scale in
-    :data:`SCALE_RANGE`, and at most :data:`MAX_MISFITS` bones outside :data:`BONE_RATIO_RANGE` of it,
-    left/right pairs more than :data:`MAX_ASYMMETRY` apart, or failed :data:`TORSO_ANGLES` tests."""
-    lengths = _lower_median(_norm(xyz[:, _BONE_A] - xyz[:, _BONE_B])) / _BONE_LEN
-    scale = float(_lower_median(lengths))
-    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
-        return False
-    ratio = lengths / scale
-    misfits = np.count_nonzero((ratio < BONE_RATIO_RANGE[0]) | (ratio > BONE_RATIO_RANGE[1]))
-    left, right = lengths[_BONE_PAIRS[:, 0]], lengths[_BONE_PAIRS[:, 1]]
-    misfits += np.count_nonzero(np.maximum(left, right) > MAX_ASYMMETRY * np.minimum(left, right))
-    return int(misfits) + _torso_misfits(xyz) <= MAX_MISFITS
+def human_body(xyz: np.ndarray) -> np.ndarray:
+    """Whether each ``(n, 25, 3)`` of ``xyz`` (..., n, 25, 3) has a person's shape in any pose: median bone
+    lengths at a body scale in :data:`SCALE_RANGE`, and at most :data:`MAX_MISFITS` bones outside
+    :data:`BONE_RATIO_RANGE` of it, left/right pairs more than :data:`MAX_ASYMMETRY` apart, or failed
+    :data:`TORSO_ANGLES` tests. Returns bool ``(...)``."""
+    lengths = _lower_median(_norm(xyz[..., _BONE_A, :] - xyz[..., _BONE_B, :]), axis=-2) / _BONE_LEN
+    scale = _lower_median(lengths, axis=-1)[..., None]
+    ratio = lengths / np.maximum(scale, 1e-9)
+    misfits = np.count_nonzero((ratio < BONE_RATIO_RANGE[0]) | (ratio > BONE_RATIO_RANGE[1]), axis=-1)
+    left, right = lengths[..., _BONE_PAIRS[:, 0]], lengths[..., _BONE_PAIRS[:, 1]]
+    misfits += np.count_nonzero(np.maximum(left, right) > MAX_ASYMMETRY * np.minimum(left, right), axis=-1)
+    sized = (scale[..., 0] >= SCALE_RANGE[0]) & (scale[..., 0] <= SCALE_RANGE[1])
+    return sized & (misfits + _torso_misfits(xyz) <= MAX_MISFITS)
 
 
-def joint_spread(xyz: np.ndarray) -> float:
-    """Median over joints of the length of each joint's per-axis standard deviation over time, ``(n, 25, 3)``."""
-    return float(_lower_median(_norm(xyz.std(axis=0))))
+def joint_spread(xyz: np.ndarray) -> np.ndarray:
+    """Median over joints of the length of each joint's per-axis standard deviation over time:
+    ``(..., n, 25, 3) -> (...)``."""
+    return _lower_median(_norm(xyz.std(axis=-3)), axis=-1)
 
 
-def track_evidence(track: Track) -> Evidence:
-    """Measure one track on its non-zero frames (about :data:`EVIDENCE_FRAMES` of them, evenly spaced)."""
-    flat = track.xyz.reshape(len(track.xyz), -1)
-    live = np.any(flat != 0, axis=1)
-    valid = int(np.count_nonzero(live))
-    if valid == 0:
-        return Evidence(len(track.frames), 0, False, False)
-    sample = (track.xyz[live] if valid < len(live) else track.xyz)[:: max(1, valid // EVIDENCE_FRAMES)]
-    still = valid >= STILL_FRAMES and joint_spread(sample) < STILL
-    return Evidence(len(track.frames), valid, human_body(sample), still)
+def track_evidence(tracks: list[Track]) -> list[Evidence]:
+    """Measure each track on :data:`EVIDENCE_FRAMES` of its non-zero frames, evenly spaced (repeated when it has
+    fewer), all tracks in one batch."""
+    samples, valid = [], []
+    for track in tracks:
+        live = np.flatnonzero(np.any(track.xyz.reshape(len(track.xyz), -1) != 0, axis=1))
+        valid.append(len(live))
+        pick = live[np.linspace(0, len(live) - 1, EVIDENCE_FRAMES).astype(np.int64)] if len(live) else [0]
+        samples.append(np.broadcast_to(track.xyz[pick], (EVIDENCE_FRAMES, NUM_JOINTS, 3)))
+    batch = np.stack(samples)  # (tracks, EVIDENCE_FRAMES, 25, 3)
+    human, spread = human_body(batch), joint_spread(batch)
+    motion = batch.reshape(len(tracks), -1, 3).var(axis=1).sum(-1)
+    return [Evidence(len(t.frames), n, bool(human[k]) and n > 0, n >= STILL_FRAMES and bool(spread[k] < STILL),
+                     float(motion[k])) for k, (t, n) in enumerate(zip(tracks, valid))]
 
 
 def _is_ghost(track: Track, kept: Track) -> bool:
@@ -252,12 +259,9 @@ def _verdict(e: Evidence, something_moves: bool) -> str:
     return ""
 
 
-def _main_first(tracks: list[Track], evidence: list[Evidence], candidates: list[int]) -> list[int]:
-    """Candidates by frames seen, most first; ties by pyskl's motion (summed per-axis variance of all joints),
-    largest first, computed only where frame counts tie."""
-    frames = [evidence[k].frames for k in candidates]
-    motion = {k: float(body_motion(tracks[k].xyz)) for k, n in zip(candidates, frames) if frames.count(n) > 1}
-    return sorted(candidates, key=lambda k: (-evidence[k].frames, -motion.get(k, 0.0)))
+def _main_first(evidence: list[Evidence], candidates: list[int]) -> list[int]:
+    """Candidates by frames seen, most first; ties by motion, largest first (pyskl's order)."""
+    return sorted(candidates, key=lambda k: (-evidence[k].frames, -evidence[k].motion))
 
 
 def choose_persons(tracks: list[Track], evidence: list[Evidence]) -> tuple[list[Track], list[str]]:
@@ -270,7 +274,7 @@ def choose_persons(tracks: list[Track], evidence: list[Evidence]) -> tuple[list[
         candidates = [max(range(len(tracks)), key=lambda k: (evidence[k].valid > 0, evidence[k].human,
                                                             evidence[k].frames))]
     persons: list[Track] = []
-    for k in _main_first(tracks, evidence, candidates):
+    for k in _main_first(evidence, candidates):
         twin = next((p for p, kept in enumerate(persons) if _is_ghost(tracks[k], kept)), None)
         if twin is not None:
             persons[twin] = _absorb(persons[twin], tracks[k])
@@ -296,7 +300,7 @@ def select_clean(skel) -> tuple[np.ndarray, list[str]]:
     if len(tracks) == 1:  # kept whatever its evidence (the fallback), so none is measured
         persons, reasons = tracks, []
     else:
-        persons, reasons = choose_persons(tracks, [track_evidence(t) for t in tracks])
+        persons, reasons = choose_persons(tracks, track_evidence(tracks))
     notes = [f"{len(pieces)} bodyIDs linked into {len(tracks)} tracks"] if len(tracks) < len(pieces) else []
     if reasons:
         notes.append(f"dropped {len(reasons)} of {len(tracks)} tracks: " + ", ".join(sorted(set(reasons))))

@@ -208,6 +208,8 @@ def test_human_body_is_pose_invariant():
     twisted[12] += [0.06, 0.2, 0]              # left hip high
     twisted[3] = twisted[2] + [0, 0, 0.12]     # head at right angles to the neck
     assert dn._torso_misfits(synth.rest_pose()[None]) == 0 and dn._torso_misfits(twisted[None]) == 3
+    batch = np.stack([synth.rest_pose()[None], wide[None], twisted[None]])
+    np.testing.assert_array_equal(dn.human_body(batch), [True, False, False])
     assert not dn.human_body(twisted[None])
 
 
