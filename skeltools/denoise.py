@@ -54,7 +54,7 @@ _TORSO_U = np.array([u for u, _, _, _ in TORSO_ANGLES])
 _TORSO_V = np.array([v for _, v, _, _ in TORSO_ANGLES])
 _TORSO_LOW = np.array([low for _, _, low, _ in TORSO_ANGLES])
 _TORSO_HIGH = np.array([high for _, _, _, high in TORSO_ANGLES])
-#: Tracks seen in at most this many frames are flickers unless nothing longer exists (the references' 11).
+#: Tracks seen in fewer frames are flickers unless nothing longer exists (the references keep > 11 frames).
 MIN_FRAMES = 12
 #: A track seen in at least STILL_FRAMES frames (2 s) whose median joint standard deviation over time stays below
 #: STILL (metres) is still, like furniture (over a shorter time a person may well keep still).
