@@ -40,8 +40,7 @@ def score_corpus(files: list[Path], presets) -> dict[str, dict[str, int]]:
     """Files failing each check, per preset."""
     from skeltools import synth
     from skeltools.convert import zero_nonfinite_bodies
-    from skeltools.denoise_score import Score, score_output
-    from skeltools.presets import EmptySkeletonError, preprocess
+    from skeltools.denoise_score import score_preset
     from skeltools.readers.ntu import read_skeleton
 
     truth = synth.read_manifest(files[0].parent)
@@ -50,10 +49,7 @@ def score_corpus(files: list[Path], presets) -> dict[str, dict[str, int]]:
         skel = read_skeleton(path)
         zero_nonfinite_bodies(skel.xyz)
         for preset in presets:
-            try:
-                score = score_output(preprocess(skel, preset).data, skel, truth[path.stem])
-            except EmptySkeletonError:
-                score = Score(skipped=True)
+            score = score_preset(skel, truth[path.stem], preset)
             for field in FIELDS:
                 counts[preset][field] += int(getattr(score, field))
             counts[preset]["unmatched"] += score.unmatched

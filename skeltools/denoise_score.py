@@ -92,3 +92,15 @@ def score_output(data: np.ndarray, skel, truth: dict) -> Score:
         same_t = np.diff(out_t[order]) == 0
         shifted = bool(np.any(same_t & (np.diff(file_frame[order]) != 0)))
     return Score(noise_kept=noise, actor_lost=lost, shifted=shifted, unmatched=int((~matched).sum()))
+
+
+def score_preset(skel, truth: dict, preset: str) -> Score:
+    """Run ``preset`` on the parsed file ``skel`` and score it against its ground truth (skipped: it raised
+    :class:`skeltools.presets.EmptySkeletonError`)."""
+    from skeltools.presets import EmptySkeletonError, preprocess
+
+    try:
+        out = preprocess(skel, preset)
+    except EmptySkeletonError:
+        return Score(skipped=True)
+    return score_output(out.data, skel, truth)

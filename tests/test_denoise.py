@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from skeltools import denoise as dn
 from skeltools import synth
 from skeltools.cli import main
-from skeltools.denoise_score import Score, score_output, trace
+from skeltools.denoise_score import Score, score_output, score_preset, trace
 from skeltools.presets import EmptySkeletonError, preprocess
 from skeltools.readers.ntu import SkeletonFile, parse_skeleton
 
@@ -33,12 +33,7 @@ def parsed(s: synth.SynthSample) -> SkeletonFile:
 
 
 def score(s: synth.SynthSample, preset: str) -> Score:
-    skel = parsed(s)
-    try:
-        out = preprocess(skel, preset)
-    except EmptySkeletonError:
-        return Score(skipped=True)
-    return score_output(out.data, skel, synth.ground_truth(s))
+    return score_preset(parsed(s), synth.ground_truth(s), preset)
 
 
 def assert_clean_right_and_reference_wrong(samples, reference: str, field: str):
