@@ -132,9 +132,10 @@ def _summary(output: Path, report: dict, seconds: float, append: bool) -> None:
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
 @click.option("--dataset", type=click.Choice(["ntu60", "ntu120"]), default=None,
               help="Class set and split rules. Default: ntu120 if any file is S018+ or A061+, else ntu60.")
-@click.option("--preset", type=click.Choice(["pyskl", "ctrgcn", "msg3d", "none"]), default="pyskl", show_default=True,
-              help="Body selection + normalization, named after the reference it reproduces.")
-@click.option("--align-spine", is_flag=True, help="pyskl preset: also rotate spine to +z and shoulders to +x.")
+@click.option("--preset", type=click.Choice(["clean", "pyskl", "ctrgcn", "msg3d", "none"]), default="clean",
+              show_default=True, help="Body selection + normalization: clean (our denoising, pyskl's normalization) "
+              "or the reference a faithful preset reproduces (pyskl: the reference default).")
+@click.option("--align-spine", is_flag=True, help="clean/pyskl presets: also rotate spine to +z and shoulders to +x.")
 @click.option("--exclude-list", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Sample names to skip, replacing the official missing-skeleton list (an empty file disables it).")
 @click.option("--shard-frames", type=int, default=32768, show_default=True, help="Frames per shard file.")
@@ -382,22 +383,45 @@ def synth() -> None:
     """Write synthetic raw corpora (format-faithful, with learnable classes)."""
 
 
+def _rate(flag: str, default: float, text: str):
+    """A per-file rate option of ``synth ntu`` (0..1)."""
+    return click.option(flag, type=click.FloatRange(0.0, 1.0), default=default, show_default=True, help=text)
+
+
 @synth.command("ntu")
 @click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--samples", type=int, default=200, show_default=True, help="Number of .skeleton files.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--classes", type=int, default=None, help="Number of action classes (default: all synthetic classes).")
-def synth_ntu_cmd(out_dir, samples, seed, classes) -> None:
-    """Write NTU RGB+D-style .skeleton files (CRLF, uint64 body IDs, noise bodies, two-person actions).
+@_rate("--p-empty", 0.03, "Rate of 0-body frames.")
+@_rate("--p-noise", 0.15, "Files with a short (<= 11 frames) false body, a flicker.")
+@_rate("--p-id-switch", 0.1, "Files whose actor 1 changes bodyID.")
+@_rate("--p-id-switch2", 0.0, "Files whose actor 2 changes bodyID.")
+@_rate("--p-side-on", 0.0, "Files with an actor side-on, bowing with both arms stretched ahead.")
+@_rate("--p-dropout", 0.0, "Files where an actor vanishes for 3-10 frames, same bodyID.")
+@_rate("--p-flicker", 0.0, "Files where an actor's bodyID changes for 1-5 frames, then comes back.")
+@_rate("--p-furniture", 0.0, "Files with a static, oddly proportioned body in most frames.")
+@_rate("--p-late", 0.0, "Two-person files whose second actor enters at 30-60%% of the take.")
+def synth_ntu_cmd(out_dir, samples, seed, classes, p_empty, p_noise, p_id_switch, p_id_switch2, p_side_on, p_dropout,
+                  p_flicker, p_furniture, p_late) -> None:
+    """Write NTU RGB+D-style .skeleton files (CRLF, uint64 body IDs, noise bodies, two-person actions) and their
+    ground truth, ground_truth.jsonl (actors' bodyIDs, noise bodies and their kind, empty and dropped-out frames).
+
+    The --p-* rates are per file; the hard cases of body selection are off by default (the files are then the same
+    as without these options).
 
     \b
     Example:
       skeltools synth ntu raw/ --samples 200 --seed 0
+      skeltools synth ntu messy/ --samples 1000 --p-side-on 0.05 --p-id-switch2 0.1 --p-dropout 0.1 --p-furniture 0.05
     """
-    from skeltools.synth import write_ntu_corpus
+    from skeltools.synth import HardCases, write_ntu_corpus
 
     kwargs = {} if classes is None else {"num_classes": classes}
-    paths = write_ntu_corpus(out_dir, samples, seed, **kwargs)
+    hard = HardCases(side_on_ratio=p_side_on, id_switch2_ratio=p_id_switch2, dropout_ratio=p_dropout,
+                     flicker_ratio=p_flicker, furniture_ratio=p_furniture, late_ratio=p_late)
+    paths = write_ntu_corpus(out_dir, samples, seed, manifest=True, empty_frame_ratio=p_empty,
+                             noise_body_ratio=p_noise, id_switch_ratio=p_id_switch, hard=hard, **kwargs)
     size = sum(p.stat().st_size for p in paths)
     click.echo(f"{out_dir}: {len(paths)} .skeleton files, {size / 1e6:.1f} MB")
 

@@ -62,7 +62,7 @@ class NtuOptions:
 
     source: ClassVar[str] = "ntu-skeleton"
     dataset: str = "ntu60"
-    preset: str = "pyskl"
+    preset: str = "clean"
     align_spine: bool = False
     max_persons: int = 2
 
@@ -567,7 +567,7 @@ def _manifest(options, depends_on: frozenset[str]) -> dict[str, Any]:
     return json.loads(json.dumps(manifest))  # as read back from manifest.json (tuples become lists)
 
 
-def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset: str = "pyskl",
+def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset: str = "clean",
                 align_spine: bool = False, exclude_list=None, log: Callable[[str], None] = lambda _: None,
                 **run) -> dict[str, Any]:
     """Convert NTU RGB+D ``.skeleton`` files into a store at ``output``; return the report.

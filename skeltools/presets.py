@@ -2,7 +2,12 @@
 
 ``preprocess(skel, preset)`` is the single entry point; it returns ``(T, M, 25, 3)`` float32 joints.
 
-``pyskl`` (default)  pyskl ``tools/data/ntu_preproc.py`` selection, then ``PreNormalize3D`` centring (main
+``clean`` (default)  our own denoising (``skeltools.denoise``): bodies tracked over time across bodyID changes,
+                     persons told from noise by bone lengths, duration and motion (not by one frame's extent),
+                     up to 2 persons at the file's frame numbers, main person first; then pyskl's
+                     ``PreNormalize3D``. Fixes the references' lost actors, kept noise, shifted frames and
+                     skipped files; the only preset that is not a reproduction.
+``pyskl``            pyskl ``tools/data/ntu_preproc.py`` selection, then ``PreNormalize3D`` centring (main
                      person first, frames without it dropped, fixed first-frame origin); spine/shoulder rotation
                      only with ``align_spine=True``. Float32 throughout (pyskl stores float16). Variable length.
 ``ctrgcn``           CTR-GCN denoising (``get_raw_denoised_data.py``) + ``seq_translation``; a one-actor sample
@@ -32,10 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skeltools import denoise as dn
 from skeltools import normalize as nz
 from skeltools import select as sel
 
-PRESETS = ("pyskl", "ctrgcn", "msg3d", "none")
+PRESETS = ("clean", "pyskl", "ctrgcn", "msg3d", "none")
+#: The preset used when none is named (``pyskl`` is one flag away and reproduces the reference).
+DEFAULT_PRESET = "clean"
 DATASETS = ("ntu60", "ntu120")
 
 
@@ -57,6 +65,16 @@ class PresetResult:
 
 
 _DESCRIPTIONS = {
+    "clean": {
+        "reference": "skeltools (denoising of its own), then pyskl PreNormalize3D",
+        "selection": "bodyID tracklets linked over time where the pose continues (ID switches, flickers, "
+                     "dropouts); persons = human shape (bone lengths, torso angles), > 11 frames, not still; a "
+                     "second tracking of a person merged into it; up to 2 persons at the file's frame numbers "
+                     "(gaps zero), more frames then more motion first; the longest body when none qualifies",
+        "normalization": "main person (more frames) first; frames without it dropped; origin = its joint 1 in "
+                         "the first kept frame, subtracted from non-zero joints",
+        "frames": "variable length",
+    },
     "pyskl": {
         "reference": "pyskl tools/data/ntu_preproc.py + PreNormalize3D",
         "selection": "bodyID tracks; drop <= 11-frame bodies; spread denoising on every body; stable sort by "
@@ -97,7 +115,7 @@ def describe_preset(preset: str, *, dataset: str = "ntu60", align_spine: bool = 
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
     info = {"preset": preset, **_DESCRIPTIONS[preset], "dtype": "float32", "missing_persons": "zeros"}
-    if preset == "pyskl":
+    if preset in ("pyskl", "clean"):
         info["align_spine"] = bool(align_spine)
         if align_spine:
             info["normalization"] += "; spine (0->1) to +z, then shoulders (4->8) to +x"
@@ -121,8 +139,8 @@ def _count_persons(kp: np.ndarray) -> int:
 
 def _run(skel, preset: str, dataset: str, align_spine: bool, m: int) -> tuple[np.ndarray, int, list[str]]:
     """Dispatch to the preset; returns person-major ``(M, T, V, C)`` data, real persons, notes."""
-    if preset == "pyskl":
-        kp, notes = sel.select_pyskl(skel)
+    if preset in ("pyskl", "clean"):
+        kp, notes = sel.select_pyskl(skel) if preset == "pyskl" else dn.select_clean(skel)
         kp, more = nz.pyskl_prenormalize(kp, align_spine)
         kp = _fit_persons(kp, m)
         return kp, _count_persons(kp), notes + more
@@ -140,14 +158,14 @@ def _run(skel, preset: str, dataset: str, align_spine: bool, m: int) -> tuple[np
     return kp, _count_persons(kp), notes
 
 
-def preprocess(skel, preset: str = "pyskl", *, dataset: str = "ntu60", align_spine: bool = False,
+def preprocess(skel, preset: str = DEFAULT_PRESET, *, dataset: str = "ntu60", align_spine: bool = False,
                max_persons: int = 2) -> PresetResult:
     """Select the persons of one parsed NTU sample and normalise them as ``preset`` does.
 
     skel         a :class:`skeltools.readers.ntu.SkeletonFile` (finite body-frames only)
     preset       one of :data:`PRESETS`
     dataset      ``"ntu60"`` or ``"ntu120"``; only changes ``ctrgcn``'s second actor of one-actor samples
-    align_spine  ``pyskl`` only: also rotate the spine onto +z and the shoulders onto +x (``msg3d`` always does)
+    align_spine  ``clean``, ``pyskl``: also rotate the spine onto +z and the shoulders onto +x (``msg3d`` always does)
     max_persons  M, the person axis of the result
 
     Returns a :class:`PresetResult`; raises :class:`EmptySkeletonError` when nothing can be kept and

@@ -8,11 +8,28 @@ A sample is built in three steps, each a small pure function:
 3. the Kinect side fields (pixels, orientations, tracking states, body line) and the text: ``%.7g`` numbers,
    CRLF line endings, exactly the grammar of ``formats-ntu.md`` §1.
 
-``SynthSample`` keeps the ground truth in file order (body-frames as listed), so tests need not parse the text.
+``SynthSample`` keeps the ground truth in file order (body-frames as listed), so tests need not parse the text;
+:func:`ground_truth` turns it into the JSON record of the corpus manifest (``write_ntu_corpus(manifest=True)``).
+
+Hard cases for body selection (all opt-in: at rate 0 no random number is drawn for them, so a corpus written
+without them is byte-identical to one written before they existed), each applied to a sample with its rate:
+
+``side_on_ratio``     one actor turned side-on to the camera, crouching and bowing with both arms stretched ahead
+                      (its x-extent exceeds 0.8 times its y-extent in most frames: the references' spread rule
+                      calls it noise)
+``id_switch2_ratio``  the second actor's bodyID changes once, between a third and two thirds of its frames
+                      (``id_switch_ratio`` does the same to the first actor)
+``dropout_ratio``     one actor vanishes for 3-10 consecutive frames mid-sequence, keeping its bodyID
+``flicker_ratio``     one actor's bodyID changes for 1-5 frames and then comes back
+``furniture_ratio``   a static, oddly proportioned body (a chair or coat rack seen as a person) in 50-100 % of
+                      the frames, beside the actors; half of them are wide (spread noise), half narrow
+``late_ratio``        (two-person actions) the second actor enters at 30-60 % of the sequence
+``noise_body_ratio``  (already on by default) a short false detection of <= 11 frames: kind "flicker" noise
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +43,7 @@ J = {name: i for i, name in enumerate(NTU25.joint_names)}
 # Joints whose orientation Kinect leaves at 0 0 0 0 (head, feet, hand tips, thumbs).
 ZERO_ORIENTATION = tuple(J[n] for n in ("Head", "FootLeft", "FootRight", "HandTipLeft", "ThumbLeft",
                                         "HandTipRight", "ThumbRight"))
+MANIFEST = "ground_truth.jsonl"  # the corpus manifest written beside the .skeleton files
 BODY_ID_BASE = 2 ** 56  # Kinect v2 tracking IDs count up from here (about 7.2e16)
 _EXTREMITIES = [J[s + side] for s in ("Wrist", "Hand", "HandTip", "Thumb", "Ankle", "Foot")
                 for side in ("Left", "Right")]
@@ -79,6 +97,9 @@ class SynthSample:
     joint_state: np.ndarray        # int8 (B, 25): 2 tracked, 1 inferred
     body_info: np.ndarray          # int64 (B, 6): clipedEdges, hand confidences and states, isResticted
     lean: np.ndarray               # float64 (B, 2): leanX, leanY
+    noise_kind: dict[int, str] = field(default_factory=dict)  # bodyID of each noise body -> "flicker" | "furniture"
+    cases: tuple[str, ...] = ()    # hard cases applied, e.g. "side_on:1", "id_switch:0", "late:1"
+    dropout: dict[int, np.ndarray] = field(default_factory=dict)  # actor -> frames it dropped out of (int64)
 
     @property
     def action(self) -> int:
@@ -507,7 +528,8 @@ def _kinect_track(rng, frames, xyz, body_id, actor: int) -> _Track:
                   _hand_flags(rng, len(frames)), lean)
 
 
-def _assemble(name: str, num_frames: int, tracks: list[_Track]) -> SynthSample:
+def _assemble(name: str, num_frames: int, tracks: list[_Track], noise_kind: dict[int, str] | None = None,
+              cases: tuple[str, ...] = (), dropout: dict[int, np.ndarray] | None = None) -> SynthSample:
     """Interleave tracks into file order: frame by frame, tracks in list order within a frame."""
     frame = np.concatenate([tr.frames for tr in tracks])
     slot = np.concatenate([np.full(len(tr.frames), k) for k, tr in enumerate(tracks)])
@@ -528,10 +550,94 @@ def _assemble(name: str, num_frames: int, tracks: list[_Track]) -> SynthSample:
         joint_state=cat("state"),
         body_info=cat("info"),
         lean=cat("lean"),
+        noise_kind=dict(noise_kind or {}),
+        cases=cases,
+        dropout=dict(dropout or {}),
     )
 
 
 # --- samples, text and corpora --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HardCases:
+    """Rates (0..1 per sample) of the opt-in hard cases of body selection (see the module docstring)."""
+
+    side_on_ratio: float = 0.0
+    id_switch2_ratio: float = 0.0
+    dropout_ratio: float = 0.0
+    flicker_ratio: float = 0.0
+    furniture_ratio: float = 0.0
+    late_ratio: float = 0.0
+
+    def __post_init__(self):
+        for name, rate in vars(self).items():
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be a rate in [0, 1], got {rate}")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The hard cases drawn for one sample; -1 or None where a case is off."""
+
+    side_on: int = -1                          # actor turned side-on
+    side_sign: float = 1.0                     # which way it faces
+    switch2: float | None = None               # where actor 2's bodyID changes (fraction of its frames)
+    dropout: tuple[int, float, int] | None = None   # (actor, start as a fraction of its frames, frames)
+    flicker: tuple[int, float, int] | None = None   # (actor, start as a fraction of its frames, frames)
+    furniture: bool = False
+    late: float | None = None                  # actor 2's first frame as a fraction of the sequence
+
+
+def _happens(rng: np.random.Generator, rate: float) -> bool:
+    """True with probability ``rate``; draws nothing at rate 0 (keeps corpora without the case unchanged)."""
+    return rate > 0 and bool(rng.random() < rate)
+
+
+def _plan_cases(rng: np.random.Generator, actors: int, hard: HardCases) -> _Plan:
+    def which() -> int:
+        return int(rng.integers(actors))
+
+    return _Plan(
+        side_on=which() if _happens(rng, hard.side_on_ratio) else -1,
+        side_sign=float(rng.choice([-1.0, 1.0])) if hard.side_on_ratio > 0 else 1.0,
+        switch2=float(rng.uniform(1 / 3, 2 / 3)) if actors == 2 and _happens(rng, hard.id_switch2_ratio) else None,
+        dropout=(which(), float(rng.uniform(0.2, 0.7)), int(rng.integers(3, 11)))
+        if _happens(rng, hard.dropout_ratio) else None,
+        flicker=(which(), float(rng.uniform(0.2, 0.8)), int(rng.integers(1, 6)))
+        if _happens(rng, hard.flicker_ratio) else None,
+        furniture=_happens(rng, hard.furniture_ratio),
+        late=float(rng.uniform(0.3, 0.6)) if actors == 2 and _happens(rng, hard.late_ratio) else None,
+    )
+
+
+def _reach_out(t: np.ndarray, drive: Drive, rest: np.ndarray) -> None:
+    """Crouch, bow forward and stretch both arms far ahead for nearly the whole take (wide when seen side-on)."""
+    dur = t[-1] + 1 / FPS
+    hold = _hold(t, 0.03 * dur, 0.97 * dur, 0.05 * dur)
+    for k, side in ((0, "Left"), (1, "Right")):
+        drive.goal[k] = (rest[J["Shoulder" + side], 0], 0.0, -1.0)
+        drive.reach[k] = np.maximum(drive.reach[k], hold)
+    drive.bend = drive.bend + 1.1 * hold
+    drive.root[:, 1] -= 0.45 * hold
+    drive.root[:, 2] += 0.15 * hold
+
+
+def _furniture(rng, num_frames: int, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """A static false detection over 50-100 % of the frames: a body-like shape with random proportions."""
+    n = int(rng.integers(num_frames // 2, num_frames + 1))
+    start = int(rng.integers(0, num_frames - n + 1))
+    wide = rng.random() < 0.5
+    scale = np.array([rng.uniform(2.0, 3.0), rng.uniform(0.3, 0.5), 1.0]) if wide else rng.uniform(0.5, 0.8, 3)
+    shape = rest_pose(size) * scale + rng.normal(0, 0.12, (25, 3))
+    side = rng.choice([-1.0, 1.0])
+    centre = np.array([side * rng.uniform(1.0, 1.6), rng.uniform(-0.5, 0.1), rng.uniform(2.5, 4.5)])
+    return np.arange(start, start + n), np.broadcast_to(centre + shape, (n, 25, 3)).copy()
+
+
+def _frame_cut(shown: np.ndarray, where: float) -> int:
+    """The frame at fraction ``where`` of ``shown`` (at least its second, at most its last)."""
+    return int(shown[min(max(1, int(where * len(shown))), len(shown) - 1)])
+
+
 def generate_ntu_sample(
     rng: np.random.Generator,
     action: int,
@@ -542,11 +648,13 @@ def generate_ntu_sample(
     empty_frame_ratio: float = 0.03,
     noise_body_ratio: float = 0.15,
     id_switch_ratio: float = 0.1,
+    hard: HardCases = HardCases(),
 ) -> SynthSample:
     """One synthetic sample of NTU action ``action`` (one of ``CLASSES``).
 
     ``name`` (SsssCcccPpppRrrrAaaa) sets the view (camera), the camera height (setup) and the body size
-    (performer); the frame count is ``frames`` or drawn from ``frames_range`` (inclusive)."""
+    (performer); the frame count is ``frames`` or drawn from ``frames_range`` (inclusive). ``hard`` adds the
+    opt-in hard cases of body selection at their rates."""
     if action not in _BY_ACTION:
         raise ValueError(f"no synthetic motion for action A{action:03d}; known: {sorted(_BY_ACTION)}")
     cls = _BY_ACTION[action]
@@ -565,21 +673,86 @@ def generate_ntu_sample(
     shown = np.flatnonzero(~empty)
     base = BODY_ID_BASE + 16 * int(rng.integers(100, 4000))
     next_id = len(drives)
+    poses = _camera_poses(rng, name, cls.persons, gap)
+    plan = _plan_cases(rng, len(drives), hard)
+    cases, noise_kind, dropout = [], {}, {}
     tracks = []
-    for k, (drive, (yaw, origin)) in enumerate(zip(drives, _camera_poses(rng, name, cls.persons, gap))):
+    for k, (drive, (yaw, origin)) in enumerate(zip(drives, poses)):
         _vary(rng, t, drive)
+        if k == plan.side_on:
+            _reach_out(t, drive, rests[k])
+            yaw = plan.side_sign * np.pi / 2
+            cases.append(f"side_on:{k}")
         xyz = _to_camera(pose_trajectory(rests[k], drive), yaw, origin, tilt)
-        ids = np.full(len(shown), _body_id(base, k), dtype=np.int64)
+        mine = shown
+        if k == 1 and plan.late is not None:
+            mine = shown[shown >= int(plan.late * num_frames)]
+            cases.append("late:1")
+        if plan.dropout is not None and plan.dropout[0] == k:
+            cut = _frame_cut(mine, plan.dropout[1])
+            gone = (mine >= cut) & (mine < cut + plan.dropout[2])
+            dropout[k], mine = mine[gone], mine[~gone]
+            cases.append(f"dropout:{k}")
+        ids = np.full(len(mine), _body_id(base, k), dtype=np.int64)
         if k == 0 and rng.random() < id_switch_ratio:   # Kinect lost the actor and re-acquired it
-            ids[shown >= int(rng.integers(num_frames // 3, 2 * num_frames // 3))] = _body_id(base, next_id)
+            ids[mine >= int(rng.integers(num_frames // 3, 2 * num_frames // 3))] = _body_id(base, next_id)
             next_id += 1
-        tracks.append(_kinect_track(rng, shown, xyz[shown], ids, k))
+            cases.append("id_switch:0")
+        if k == 1 and plan.switch2 is not None:
+            ids[mine >= _frame_cut(mine, plan.switch2)] = _body_id(base, next_id)
+            next_id += 1
+            cases.append("id_switch:1")
+        if plan.flicker is not None and plan.flicker[0] == k:
+            cut = _frame_cut(mine, plan.flicker[1])
+            ids[(mine >= cut) & (mine < cut + plan.flicker[2])] = _body_id(base, next_id)
+            next_id += 1
+            cases.append(f"id_flicker:{k}")
+        tracks.append(_kinect_track(rng, mine, xyz[mine], ids, k))
     if rng.random() < noise_body_ratio:
         frames_, xyz = _noise_body(rng, num_frames, size)
         keep = ~empty[frames_]
         if keep.any():
+            noise_kind[_body_id(base, next_id)] = "flicker"
             tracks.append(_kinect_track(rng, frames_[keep], xyz[keep], _body_id(base, next_id), -1))
-    return _assemble(name, num_frames, tracks)
+    if plan.furniture:
+        next_id += 1
+        frames_, xyz = _furniture(rng, num_frames, size)
+        keep = ~empty[frames_]
+        if keep.any():
+            noise_kind[_body_id(base, next_id)] = "furniture"
+            tracks.append(_kinect_track(rng, frames_[keep], xyz[keep], _body_id(base, next_id), -1))
+    return _assemble(name, num_frames, tracks, noise_kind, tuple(cases), dropout)
+
+
+def _ranges(frames: np.ndarray) -> list[list[int]]:
+    """Sorted frame indices as inclusive ``[first, last]`` runs."""
+    if len(frames) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(frames) != 1)
+    return [[int(frames[a]), int(frames[b])] for a, b in zip(np.r_[0, breaks + 1], np.r_[breaks, len(frames) - 1])]
+
+
+def ground_truth(sample: SynthSample) -> dict:
+    """The manifest record of one sample (JSON-serialisable; frame runs are inclusive ``[first, last]``).
+
+    actors[k]   body_ids (in order of first appearance: more than one after an ID switch or flicker), frames
+                (runs where the actor is listed) and dropout (runs of frames the sensor recorded but lost the
+                actor in; a frame left with no body is also in ``empty``)
+    noise       per noise body: body_id, kind ("flicker" or "furniture") and frames
+    empty       runs of 0-body frames; cases: the hard cases applied
+    """
+    frame = sample.frame
+    actors = []
+    for k in range(int(sample.actor.max(initial=-1)) + 1):
+        mine = sample.actor == k
+        ids, first = np.unique(sample.body_id[mine], return_index=True)
+        actors.append({"actor": k, "body_ids": [int(i) for i in ids[np.argsort(first)]],
+                       "frames": _ranges(np.unique(frame[mine])),
+                       "dropout": _ranges(sample.dropout.get(k, np.zeros(0, np.int64)))})
+    noise = [{"body_id": int(bid), "kind": kind, "frames": _ranges(frame[sample.body_id == bid])}
+             for bid, kind in sample.noise_kind.items()]
+    return {"name": sample.name, "num_frames": sample.num_frames, "actors": actors, "noise": noise,
+            "empty": _ranges(np.flatnonzero(sample.bodies_per_frame == 0)), "cases": list(sample.cases)}
 
 
 _JOINT_LINE = " ".join(["%.7g"] * 11) + " %d\n"
@@ -669,27 +842,39 @@ def write_ntu_corpus(
     two_person_ratio: float | None = None,
     line_ending: str = "\r\n",
     progress: Callable[[Path], None] | None = None,
+    manifest: bool = False,
     **sample_options,
 ) -> list[Path]:
     """Write ``samples`` synthetic ``.skeleton`` files into ``out_dir``; return their paths in generation order.
 
     The same arguments give byte-identical files; sample ``i`` depends only on ``seed`` and ``i``.
     ``sample_options`` go to ``generate_ntu_sample`` (``frames_range``, ``empty_frame_ratio``,
-    ``noise_body_ratio``, ``id_switch_ratio``). ``progress`` is called with each path once written."""
+    ``noise_body_ratio``, ``id_switch_ratio``, ``hard``). ``progress`` is called with each path once written.
+    ``manifest``: also write :data:`MANIFEST` in ``out_dir``, one :func:`ground_truth` record per line."""
     if samples < 0:
         raise ValueError(f"samples must be >= 0, got {samples}")
     actions = corpus_actions(samples, num_classes, two_person_ratio)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
+    paths, records = [], []
     for i, (name, action) in enumerate(zip(sample_names(actions, dataset), actions)):
         sample = generate_ntu_sample(np.random.default_rng([seed, i]), action, name=name, **sample_options)
         path = out / f"{name}.skeleton"
         path.write_bytes(format_skeleton(sample, line_ending))
         paths.append(path)
+        if manifest:
+            records.append(json.dumps(ground_truth(sample), separators=(",", ":")))
         if progress is not None:
             progress(path)
+    if manifest:
+        (out / MANIFEST).write_text("".join(r + "\n" for r in records))
     return paths
+
+
+def read_manifest(out_dir: str | Path) -> dict[str, dict]:
+    """The ground-truth records of a corpus written with ``manifest=True``, by sample name."""
+    lines = (Path(out_dir) / MANIFEST).read_text().splitlines()
+    return {r["name"]: r for r in map(json.loads, lines)}
 
 
 # --- OpenPose per-frame JSON and Kinetics-Skeleton JSON ---------------------------------------------------------
@@ -744,8 +929,6 @@ def kinetics_json(frames: list[np.ndarray], label: str = "", label_index: int | 
                   image_size: tuple[float, float] = OPENPOSE_IMAGE_SIZE) -> str:
     """One Kinetics-Skeleton file from per-frame people ``(P, 18, 3)`` in pixels: x, y divided by ``image_size``,
     3 decimals, ``frame_index`` counted from ``first_index``; frames with nobody are kept as ``"skeleton": []``."""
-    import json
-
     scale = np.asarray(image_size, np.float64)
     data = [{"frame_index": first_index + t,
              "skeleton": [{"pose": np.round(p[:, :2] / scale, 3).reshape(-1).tolist(),
@@ -763,8 +946,6 @@ def write_openpose_corpus(out_dir: str | Path, samples: int, seed: int = 0, *, f
     ``frames``: ``NAME/NAME_<12-digit frame>_keypoints.json`` per video and ``labels.csv``; ``kinetics``:
     ``kinetics_{train,val}/NAME.json`` (every fifth video in val) and ``kinetics_{train,val}_label.json``.
     Returns the video files (kinetics) or folders (frames) in generation order."""
-    import json
-
     if format not in ("frames", "kinetics"):
         raise ValueError(f"format must be 'frames' or 'kinetics', got {format!r}")
     out = Path(out_dir)

@@ -142,7 +142,7 @@ def test_append_refuses_other_options_and_bad_targets(ntu, tmp_path):
     a, b, _, _ = ntu
     out = tmp_path / "s.zarr"
     convert_ntu([a], out, workers=1, progress=False, **SMALL)
-    with pytest.raises(ConversionError, match=r"cannot append, the options differ.*preset: store \"pyskl\", "
+    with pytest.raises(ConversionError, match=r"cannot append, the options differ.*preset: store \"clean\", "
                                               r"this run \"none\""):
         convert_ntu([b], out, preset="none", append=True, workers=1, progress=False)
     with pytest.raises(ConversionError, match="dataset: store \"ntu60\", this run \"ntu120\""):

@@ -67,7 +67,7 @@ def test_index_columns_and_attrs(corpus, tmp_path):
         assert row["xsub_train"] != row["xsub_test"]
     assert store.lengths.tolist() == [r["length"] for r in index]
     assert store.attrs["dataset"] == "ntu60" and len(store.attrs["class_names"]) == 60
-    assert store.attrs["preprocessing"]["preset"] == "pyskl"
+    assert store.attrs["preprocessing"]["preset"] == "clean"  # the default preset
     assert pq.read_schema(tmp_path / "s.zarr" / "index.parquet").metadata[b"dataset"] == b"ntu60"
     assert {r["n_persons"] for r in index} == {1, 2}
 

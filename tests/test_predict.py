@@ -61,7 +61,7 @@ def test_run_json_keeps_the_store_attrs(run, ntu_train_store):
     store = SkeletonStore.open(ntu_train_store)
     assert attrs == {k: store.attrs[k] for k in ("dataset", "source", "layout", "coords", "persons", "preset",
                                                  "preprocessing", "class_names")}
-    assert attrs["preset"] == "pyskl" and attrs["persons"] == 2 and attrs["preprocessing"]["align_spine"] is False
+    assert attrs["preset"] == "clean" and attrs["persons"] == 2 and attrs["preprocessing"]["align_spine"] is False
 
 
 def test_predict_on_a_store_gives_the_test_probabilities(run, ntu_train_store, tmp_path):
@@ -295,7 +295,7 @@ def test_export_model_cli_fixed_length_and_metadata(run, tmp_path, capfd):
     assert json.loads(meta["class_names"]) == json.loads((run / "run.json").read_text())["class_names"]
     assert meta["architecture"] == "stgcn" and meta["layout"] == "ntu25" and meta["frames"] == "20"
     assert meta["clip_len"] == "16" and meta["test_clips"] == "2"
-    assert json.loads(meta["preprocessing"])["preset"] == "pyskl"
+    assert json.loads(meta["preprocessing"])["preset"] == "clean"
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [2, 20, 25, 3] and isinstance(dims[0], str)
     assert onnx_vs_torch(tmp_path / "m.onnx", load_predictor(run, device="cpu").model, (20, 20)) < 1e-4
