@@ -558,9 +558,9 @@ def info(store) -> None:
       skeltools info ntu60.zarr
       skeltools info CMU/01/01_01_poses.npz
     """
-    from skeltools.inspect import describe_amass, describe_store
+    from skeltools.inspect import describe_path
 
-    click.echo(describe_amass(store) if store.is_file() else describe_store(store))
+    click.echo(describe_path(store))
 
 
 @main.command()

@@ -139,6 +139,7 @@ def process_ntu_file(path: str, options: NtuOptions) -> tuple[FileResult, np.nda
     except EmptySkeletonError as exc:
         return FileResult(path, sample_id, "skipped", reason=str(exc), nonfinite_body_frames=nonfinite), None
     data = np.ascontiguousarray(out.data, dtype=np.float32)
+    nonfinite += zero_nonfinite_bodies(data)  # finite input can overflow in centring or rotation
     result = FileResult(path, sample_id, "ok", length=len(data), n_persons=int(out.n_persons),
                         notes=list(out.notes), nonfinite_body_frames=nonfinite)
     return result, data
@@ -147,7 +148,10 @@ def process_ntu_file(path: str, options: NtuOptions) -> tuple[FileResult, np.nda
 def zero_nonfinite_bodies(x: np.ndarray) -> int:
     """Zero, in place, every body-frame (a ``(V, C)`` block over the last two axes of ``x``) holding NaN or inf;
     return how many there were. The store keeps such body-frames as zeros and counts them in ``report.json``."""
-    bad = ~np.isfinite(x).all(axis=(-2, -1))
+    finite = np.isfinite(x)
+    if finite.all():  # the common case, at a fraction of the per-body reduction's cost
+        return 0
+    bad = ~finite.all(axis=(-2, -1))
     x[bad] = 0.0
     return int(bad.sum())
 
@@ -161,7 +165,7 @@ def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileR
     results, blocks = [], []
     for item in items:
         stats = None if getattr(options, "stats_own_reads", False) else file_stats(_item_files(item))
-        result, data = options.process(item)
+        result, data = process_item(options, item)
         results.append(result if stats is None else replace(result, **input_fields(stats)))
         if data is not None:
             blocks.append(data)
@@ -171,6 +175,19 @@ def process_group(task: tuple[int, Sequence, Any, str]) -> tuple[int, list[FileR
     _atomic_write(spill / f"{group:05d}.json",
                   lambda fh: fh.write(json.dumps([asdict(r) for r in results], default=str).encode()))
     return group, results, time.perf_counter() - t0
+
+
+def process_item(options, item) -> tuple[FileResult, np.ndarray | None]:
+    """``options.process(item)`` with numpy's floating-point warnings off (non-finite values are zeroed and
+    counted instead); an error the reader did not foresee fails this item only, never its group."""
+    try:
+        with np.errstate(all="ignore"):
+            return options.process(item)
+    except Exception as exc:  # noqa: BLE001 - one input file must never stop a corpus
+        key = _item_key(item)
+        sample_id = getattr(item, "sample_id", None) or Path(key).name.split(".")[0]
+        return FileResult(key, sample_id, "failed",
+                          reason=f"{key}: cannot be read ({type(exc).__name__}: {exc})"), None
 
 
 def _group_label(task: tuple[int, Sequence, Any, str]) -> str:
@@ -276,10 +293,23 @@ def spill_pieces(spill: Path, group_results: dict[int, list[FileResult]], keep: 
 def walk_folders(inputs: Iterable, patterns: Sequence[str]) -> Iterator[tuple[Path, list[str]]]:
     """``(folder, names)`` of the files matching ``patterns`` under the given folders (recursively, symlinks
     followed), or given directly (one pair each). ``os.walk`` takes file types from the directory entries: no
-    ``stat`` and one ``Path`` per folder, not per file (a corpus of per-frame files has hundreds of thousands)."""
+    ``stat`` and one ``Path`` per folder, not per file (a corpus of per-frame files has hundreds of thousands).
+    Each real folder (``st_dev``, ``st_ino``) is listed once, so symlink loops and links to a folder listed
+    already add nothing; subfolders are visited in name order, so the path kept does not depend on the disk."""
+    seen: set[tuple[int, int]] = set()
     for item in map(Path, inputs):
         if item.is_dir():
-            for folder, _, names in os.walk(item, followlinks=True):
+            for folder, subfolders, names in os.walk(item, followlinks=True):
+                subfolders.sort()
+                try:
+                    info = os.stat(folder)
+                except OSError:  # gone since it was listed
+                    subfolders.clear()
+                    continue
+                if (info.st_dev, info.st_ino) in seen:
+                    subfolders.clear()
+                    continue
+                seen.add((info.st_dev, info.st_ino))
                 matching = [name for pattern in patterns for name in fnmatch.filter(names, pattern)]
                 if matching:
                     yield Path(folder), matching
@@ -532,8 +562,9 @@ def _manifest(options, depends_on: frozenset[str]) -> dict[str, Any]:
     """What an interrupted run must share with this one for any finished group to be reused; each group is then
     checked on its own (its items, and their input files' digests)."""
     digest = hashlib.sha256("\n".join(sorted(depends_on)).encode(errors="surrogateescape"))
-    return {"format": FORMAT_VERSION, "options": asdict(options), "group_files": [GROUP_FILES, GROUP_INPUT_FILES],
-            "depends_on": digest.hexdigest()}
+    manifest = {"format": FORMAT_VERSION, "options": asdict(options), "group_files": [GROUP_FILES, GROUP_INPUT_FILES],
+                "depends_on": digest.hexdigest()}
+    return json.loads(json.dumps(manifest))  # as read back from manifest.json (tuples become lists)
 
 
 def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset: str = "clean",
@@ -646,6 +677,7 @@ class Target:
     report: dict[str, Any]
     attrs: Callable[[int, int], dict[str, Any]]  # (num_samples, num_frames) -> group attrs
     index: Callable[[list[FileResult]], Any]  # converted results, in store order -> pyarrow Table
+    class_names: Callable[[list[FileResult]], list[str]] | None = None  # for sources without a fixed class list
 
 
 def _process_and_write(executor, todo: list, results: list[FileResult], output: Path, options,
@@ -697,7 +729,7 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
         "source": target.source,
         **target.report,
         "inputs": [str(i) for i in inputs],
-        "counts": {"files": len(results) + len(duplicates),
+        "counts": {"files": len(results) + len(duplicates) - len(todo) + sum(len(_item_files(i)) for i in todo),
                    "input_bytes": sum(r.input_bytes or _file_size(r.file) for r in results + duplicates),
                    "converted": len(ok), "skipped": len(skipped), "failed": len(failed),
                    "samples": sum(len(_sample_ids(r)) for r in ok),
@@ -715,14 +747,18 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
     if failed and not run.keep_going:
         raise ConversionError(
             f"{len(failed)} of {len(results)} files failed; no store was written (first: {failed[0].reason}). "
-            f"Fix them, or rerun with --keep-going to publish without them (finished work in {work} is reused)."
+            f"Every failure is in {_write_report(work, report)}. Fix them, or rerun with --keep-going to publish "
+            f"without them (finished work in {work} is reused)."
         )
     if existing is not None and not ok:
         shutil.rmtree(work, ignore_errors=True)
         log(f"{output}: nothing new to append ({len(duplicates)} already in the store); the store is unchanged")
         return report
     if not ok:
-        raise ConversionError(f"no sample could be converted ({len(skipped)} skipped, {len(failed)} failed)")
+        reasons = "; ".join(dict.fromkeys(r.reason for r in failed + skipped))
+        raise ConversionError(f"no sample could be converted ({len(skipped)} skipped, {len(failed)} failed: "
+                              f"{reasons[:1000]}{'...' if len(reasons) > 1000 else ''}); every reason is in "
+                              f"{_write_report(work, report)}")
 
     # Phase 2: shard-owned writes.
     t0 = time.perf_counter()
@@ -732,7 +768,10 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         builder = StoreBuilder(output, work, int(offsets[-1]), options.frame_shape, run.shard_frames,
                                run.chunk_frames)
-        builder.create(target.attrs(len(lengths), int(offsets[-1])))
+        attrs = target.attrs(len(lengths), int(offsets[-1]))
+        if target.class_names is not None:  # the classes the converted samples' labels name
+            attrs["class_names"] = target.class_names(ok)
+        builder.create(attrs)
         shard_tasks = [(str(builder.array_path()), s, e, segs)
                        for s, e, segs in plan_shards(pieces, run.shard_frames)]
         write_seconds = sum(executor.map(write_shard, shard_tasks, "write shards"))
@@ -748,6 +787,13 @@ def _process_and_write(executor, todo: list, results: list[FileResult], output: 
     stored = report if existing is None else _appended_report(existing.report, report)
     builder.publish(offsets, index, stored, overwrite=run.overwrite or existing is not None)
     return report
+
+
+def _write_report(work: Path, report: dict[str, Any]) -> Path:
+    """Write the report of a run that publishes nothing into its work directory; return the path."""
+    path = work / "report.json"
+    _atomic_write(path, lambda fh: fh.write(json.dumps(report, indent=2, default=str).encode()))
+    return path
 
 
 def _sample_ids(r: FileResult) -> list[str]:

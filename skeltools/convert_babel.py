@@ -23,7 +23,7 @@ import numpy as np
 
 from schemas import store as schema
 from schemas.datasets import babel_action_index, babel_sid_splits, get_dataset
-from skeltools.convert import ConversionError, FileResult, build_index, run_conversion
+from skeltools.convert import ConversionError, FileResult, build_index, run_conversion, zero_nonfinite_bodies
 
 SPLITS = ("train", "val", "test")
 DENSE_FILES = ("train.json", "val.json", "test.json")
@@ -223,7 +223,9 @@ def process_sequence(path: str, options: BabelJointsOptions) -> tuple[FileResult
         return FileResult(path, rel, "failed", reason=str(exc)), None
     if not rows:
         return FileResult(path, rel, "skipped", reason=f"no chunk of a BABEL-{options.num_classes} category"), None
-    return FileResult(path, rel, "ok", length=len(frames), n_persons=1, notes=notes, samples=rows), frames
+    nonfinite = zero_nonfinite_bodies(frames)  # finite joints can overflow in pre_normalization's centring
+    return (FileResult(path, rel, "ok", length=len(frames), n_persons=1, notes=notes, samples=rows,
+                       nonfinite_body_frames=nonfinite), frames)
 
 
 def _select_joints(inputs: Sequence, babel_json: str, extra: bool):

@@ -2,8 +2,9 @@
 
 Inputs: one sample per ``.npy`` / ``.npz`` / ``.csv`` file (``readers.generic``), sample id = the file stem, any
 layout (built-in name or a layout file). Stored as read (no normalization): axes reordered to ``(T, M, V, C)``,
-persons zero-filled to M (the most persons in any file, or ``max_persons``; a file with more keeps the M persons
-present in the most frames), body-frames with NaN/inf zeroed and counted.
+persons zero-filled to M (``max_persons``, or the most persons in any file up to ``DEFAULT_MAX_PERSONS``; a file
+with more keeps the M persons present in the most frames, and is named), body-frames with NaN/inf zeroed and
+counted. Array shapes are checked against the declared axes (``axes_problems``).
 
 Label file: CSV with the header ``sample_id,label[,split column...]``, or JSON ``{sample_id: label}`` /
 ``{sample_id: {"label": label, <split column>: value}}``. Labels are 0-based class numbers when every label is an
@@ -11,12 +12,13 @@ integer (class names "0".."K-1"), else class names (sorted). A class-names file 
 their order; labels may then be names or numbers. Split columns: ``{protocol}_{train|val|test}`` takes
 1/0/true/false/yes/no (empty: 0); any other column is a protocol whose values are train/val/test (empty: in none).
 Without split columns (or with ``split_ratio``), a seeded split stratified per class gives ``generic_train`` /
-``generic_test``.
+``generic_test``; it is drawn over the samples that convert, so a file that fails moves no other sample.
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ from skeltools.readers.generic import AXES, SUFFIXES, GenericInputError, keypoin
 from skeltools.store import SkeletonStore
 
 _PART_COLUMN = re.compile(r"^(?P<protocol>.+)_(?P<part>train|val|test)$")
+DEFAULT_MAX_PERSONS = 16  # person slots at most when --max-persons is not given
 _TRUE, _FALSE = {"1", "true", "yes", "y", "t"}, {"0", "false", "no", "n", "f", ""}
 
 
@@ -153,11 +156,15 @@ def split_parts(rows: Sequence[LabelRow], where: str = "labels") -> tuple[dict[s
     return protocol_parts, parts
 
 
+def check_ratio(ratio: float) -> None:
+    if not 0 < ratio < 1:
+        raise ConversionError(f"--split-ratio must be between 0 and 1, got {ratio}")
+
+
 def random_split(labels: Mapping[str, int], ratio: float, seed: int) -> dict[str, str]:
     """Sample id -> "train" | "test": per class, a seeded ``ratio`` of the samples (rounded; at least one of each
     part when the class has two or more) go to train. Depends only on the (id, label) pairs and the seed."""
-    if not 0 < ratio < 1:
-        raise ConversionError(f"--split-ratio must be between 0 and 1, got {ratio}")
+    check_ratio(ratio)
     rng = np.random.default_rng(seed)
     by_class: dict[int, list[str]] = defaultdict(list)
     for sid in sorted(labels):
@@ -188,6 +195,7 @@ class GenericOptions:
     npz_key: str | None = None
     labels: str = ""
     split: str = ""  # how the split columns were made, in words
+    random_split: tuple[float, int] | None = None  # (ratio, seed) of the seeded ``generic`` split, drawn at index time
 
     @property
     def frame_shape(self) -> tuple[int, int, int]:
@@ -218,7 +226,11 @@ class GenericOptions:
                                             "body-frames with NaN/inf stored as zeros"]}}
 
     def index(self, ok: list[FileResult], spec: GenericDataset):
-        return build_index([file_row(r, spec.samples[r.sample_id]) for r in ok], spec, "generic")
+        rows = [file_row(r, spec.samples[r.sample_id]) for r in ok]
+        if self.random_split is not None:  # over the converted samples only
+            sides = random_split({row["sample_id"]: row["label"] for row in rows}, *self.random_split)
+            rows = [row | {"parts": row["parts"] | {GENERIC_PROTOCOL: sides[row["sample_id"]]}} for row in rows]
+        return build_index(rows, spec, "generic")
 
 
 def keep_persons(data: np.ndarray, max_persons: int) -> np.ndarray:
@@ -254,11 +266,11 @@ def process_generic_file(path: str, options: GenericOptions) -> tuple[FileResult
 
 def _select(inputs: Sequence, labels_path: Path, layout: Layout, axes: str | None, coords: str,
             npz_key: str | None, class_names: Sequence[str] | None, split_ratio: float | None, seed: int,
-            max_persons: int | None, dataset: str):
+            max_persons: int | None, dataset: str, log: Callable[[str], None] = lambda _: None):
     """-> (files to process, results for the others, dataset, options)."""
-    ignore = {Path(labels_path).resolve()}
+    ignore = {os.path.realpath(labels_path)}  # realpath, not resolve: a symlink loop is a file that fails later
     files = [p for p in find_skeleton_files(inputs, tuple(f"*{s}" for s in SUFFIXES))
-             if p.suffix.lower() in SUFFIXES and p.resolve() not in ignore]
+             if p.suffix.lower() in SUFFIXES and os.path.realpath(p) not in ignore]
     if axes is None and any(p.suffix.lower() != ".csv" for p in files):
         raise ConversionError(f"give --axes ({', '.join(AXES)}): the array files do not say their axis order")
     rows = read_label_table(labels_path)
@@ -287,31 +299,68 @@ def _select(inputs: Sequence, labels_path: Path, layout: Layout, axes: str | Non
 
     labels = {sid: mapping[by_label_id[sid].label] for sid in by_id}
     split = f"split columns of {labels_path}: {', '.join(protocol_parts)}" if protocol_parts else ""
+    seeded = None
     if split_ratio is not None or not protocol_parts:
         if GENERIC_PROTOCOL in protocol_parts:
             raise ConversionError(f"{labels_path}: a split column already defines protocol {GENERIC_PROTOCOL!r}; "
                                   "drop --split-ratio or rename the column")
         ratio = 0.8 if split_ratio is None else split_ratio
-        for sid, part in random_split(labels, ratio, seed).items():
-            parts.setdefault(sid, {})[GENERIC_PROTOCOL] = part
+        check_ratio(ratio)  # now, not after the conversion
+        seeded = (ratio, seed)
         protocol_parts[GENERIC_PROTOCOL] = ("train", "test")
-        split = "; ".join(filter(None, [split, f"generic: seeded random split, {ratio:g} of each class to train "
-                                                f"(seed {seed})"]))
+        split = "; ".join(filter(None, [split, f"generic: seeded random split over the converted samples, {ratio:g} "
+                                                f"of each class to train (seed {seed})"]))
 
-    if max_persons is None:  # M: the most persons in any file (headers only for .npy/.npz)
-        max_persons = 1
-        for sid, path in list(by_id.items()):
+    shapes: dict[str, tuple[int, int, int, int]] = {}  # headers only for .npy/.npz; a CSV is read for its M
+    for sid, path in list(by_id.items()):
+        if max_persons is None or path.suffix.lower() != ".csv":
             try:
-                max_persons = max(max_persons, keypoint_shape(path, axes or "TMVC", npz_key=npz_key,
-                                                              joint_names=layout.joint_names)[1])
+                shapes[sid] = keypoint_shape(path, axes or "TMVC", npz_key=npz_key, joint_names=layout.joint_names)
             except GenericInputError as exc:
                 results.append(FileResult(str(path), sid, "failed", reason=str(exc)))
                 del by_id[sid]
+    cap = max_persons or DEFAULT_MAX_PERSONS
+    arrays = {str(by_id[sid]): shape for sid, shape in shapes.items() if by_id[sid].suffix.lower() != ".csv"}
+    problems, fatal = axes_problems(arrays, axes or "TMVC", cap)
+    if fatal:
+        raise ConversionError(fatal)
+    for problem in problems:
+        log(f"warning: {problem}")
+    if max_persons is None:  # M: the most persons in any file, up to the default cap
+        most = max([1, *(shape[1] for shape in shapes.values())])
+        max_persons = min(most, DEFAULT_MAX_PERSONS)
+        if most > max_persons:
+            crowded = [str(by_id[sid]) for sid, shape in shapes.items() if shape[1] > max_persons]
+            log(f"warning: {len(crowded)} file(s) have more than {max_persons} persons (first: {crowded[0]}, "
+                f"{most} at most); {max_persons} kept per sample (the most present), give --max-persons for more")
     spec = GenericDataset(**vars(generic_dataset(names, protocol_parts, layout=layout.name, name=dataset)),
                           samples={sid: {"label": labels[sid], "parts": parts.get(sid, {})} for sid in by_id})
     options = GenericOptions(layout=layout.to_dict(), axes=axes or "TMVC", coords=coords, max_persons=max_persons,
-                             npz_key=npz_key, labels=str(labels_path), split=split)
+                             npz_key=npz_key, labels=str(labels_path), split=split, random_split=seeded)
     return list(by_id.values()), results, spec, options
+
+
+def axes_problems(shapes: Mapping[str, tuple[int, int, int, int]], axes: str,
+                  max_persons: int) -> tuple[list[str], str]:
+    """Signs that the declared ``axes`` misread the arrays: file -> ``(T, M, V, C)`` as read with them.
+
+    A file with more persons than frames and than ``max_persons`` (TMVC read as MTVC gives 109 persons of 2
+    frames), or a corpus whose every file has 1-2 frames, likely has T and M swapped. Returns (one warning per
+    suspicious file, a fatal message when every file is suspicious, or "")."""
+    other = {"TMVC": "MTVC", "MTVC": "TMVC"}.get(axes)
+    if other is None or not shapes:
+        return [], ""
+    swapped = {f: s for f, s in shapes.items() if s[1] > s[0] and s[1] > max_persons}
+    warnings = [f"{f}: {s[1]} persons and {s[0]} frames with --axes {axes} (more than --max-persons {max_persons}): "
+                f"likely --axes {other}" for f, s in swapped.items()]
+    short = all(s[0] <= 2 for s in shapes.values())
+    if len(swapped) == len(shapes) or (short and len(shapes) > 1 and any(s[1] > 2 for s in shapes.values())):
+        first, shape = next(iter(swapped.items())) if swapped else next(iter(shapes.items()))
+        return warnings, (f"the arrays do not look like --axes {axes}: {first} reads as {shape[0]} frame(s) of "
+                          f"{shape[1]} persons (T, M, V, C = {shape})"
+                          + (f", and all {len(shapes)} files have at most 2 frames" if short else "")
+                          + f"; likely --axes {other}")
+    return warnings, ""
 
 
 def convert_generic(inputs: Sequence, output, *, layout, labels, axes: str | None = None, coords: str = "xyz",
@@ -338,7 +387,7 @@ def convert_generic(inputs: Sequence, output, *, layout, labels, axes: str | Non
 
     def select(workers: int):
         todo, results, spec, options = _select(inputs, Path(labels), resolved, axes, coords, npz_key, class_names,
-                                               split_ratio, seed, max_persons, dataset)
+                                               split_ratio, seed, max_persons, dataset, log)
         log(f"{len(todo)} files to convert with layout {resolved.name} ({resolved.num_joints} joints, {coords}, "
             f"{options.max_persons} person slots) on {workers} worker(s)")
         return todo, results, spec, options, frozenset()

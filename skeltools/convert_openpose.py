@@ -20,16 +20,18 @@ import numpy as np
 from schemas import store as schema
 from schemas.layouts import TO_COCO18
 from skeltools.readers.smallfiles import file_stats, stats_digest
+from skeltools.store import SkeletonStore
 from skeltools.convert import (ConversionError, FileResult, RunOptions, Target, _process_and_write, check_output,
-                               conversion_executor, input_fields, walk_folders)
-from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, map_joints, normalize_stgcn, parse_label,
-                                        read_kinetics_video, read_openpose_video, select_stgcn, select_tracked,
-                                        folder_videos, timeline)
+                               conversion_executor, input_fields, walk_folders, zero_nonfinite_bodies)
+from skeltools.readers.openpose import (MODEL_JOINTS, OpenPoseError, TimelineError, map_joints, normalize_stgcn,
+                                        parse_label, read_kinetics_video, read_openpose_video, select_stgcn,
+                                        select_tracked, selection_losses, folder_videos, timeline)
 
 FORMATS = ("frames", "kinetics")
 PERSON_PRESETS = ("track", "stgcn")
 NORMALIZATIONS = ("stgcn", "none")
 _PART = re.compile(r"(?:^|[_.-])(train|val|test)(?:[_.-]|$)")
+LABEL_LIMIT = 2**15  # labels are int16 in the index
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class OpenPoseOptions:
     image_height: float = 0.0
     flip_y: bool = False
     as_coco18: bool = False
+    class_names: tuple[str, ...] = ()  # the dataset's, or the store's when appending: labels are checked against them
 
     @property
     def layout(self) -> str:
@@ -84,7 +87,7 @@ class OpenPoseOptions:
 def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult, np.ndarray | None]:
     """Read, select people and normalize one video; never raises for bad input, reports it instead."""
     v = MODEL_JOINTS[options.model]
-    label = item.label
+    label, label_name = item.label, None
     stats = np.full((len(item.files), 2), -1, np.int64)
 
     def outcome(status: str, **fields) -> FileResult:
@@ -95,29 +98,84 @@ def process_video(item: VideoItem, options: OpenPoseOptions) -> tuple[FileResult
         if options.format == "kinetics":
             video = read_kinetics_video(item.files[0], v)
             numbers, people = video.frame_index, video.frames
-            label = label if label is not None else video.label_index
+            if label is None:
+                label, label_name = video.label_index, video.label
         else:
             numbers, people = item.numbers, read_openpose_video(item.files, v, stats, item.folder or None)
     except OpenPoseError as exc:  # the message names the file and the key
         return outcome("failed", reason=str(exc)), None
+    problem = label_problem(label, options.class_names)
+    if problem:
+        return outcome("failed", reason=f"{item.key}: {problem}"), None
     try:
         frames = timeline(numbers, people, v)
-    except OpenPoseError as exc:
-        return outcome("failed", reason=f"{item.key}: {exc}"), None
+    except TimelineError as exc:
+        numbers = list(item.numbers)
+        where = item.files[numbers.index(exc.number)] if exc.number in numbers else item.key
+        return outcome("failed", reason=f"{where}: {exc}"), None
+    nonfinite = zero_nonfinite_bodies(frames.points)
     empty = int((frames.counts == 0).sum())
     if empty == len(frames):
-        return outcome("skipped", reason="no person in any frame"), None
+        return outcome("skipped", reason="no person in any frame", nonfinite_body_frames=nonfinite), None
+    notes = [f"{empty} of {len(frames)} frames have nobody"] if empty else []
+    if options.persons == "track" and fill_missing_scores(frames.points):
+        notes.append("every keypoint score is 0 (no confidences, as tf-pose writes): joints with coordinates "
+                     "given score 1")
     select = select_tracked if options.persons == "track" else select_stgcn
     data = select(frames, options.max_persons)
+    notes += dropped_people(frames, data)
     if options.as_coco18:
         data = map_joints(data, TO_COCO18[options.model])
     if options.normalize == "stgcn":
         size = (options.image_width, options.image_height) if options.image_width else None
         data = normalize_stgcn(data, size, options.flip_y)
-    notes = [f"{empty} of {len(frames)} frames have nobody"] if empty else []
+    nonfinite += zero_nonfinite_bodies(data)  # finite pixels can overflow when divided by a tiny image size
+    notes += one_based_hint(label, label_name, options.class_names)
     n_persons = int((data[..., 2].sum(axis=(0, 2)) > 0).sum())
-    return (outcome("ok", length=len(data), n_persons=n_persons, notes=notes, label=-1 if label is None else label),
+    return (outcome("ok", length=len(data), n_persons=n_persons, notes=notes, label=-1 if label is None else label,
+                    nonfinite_body_frames=nonfinite),
             np.ascontiguousarray(data, dtype=np.float32))
+
+
+def label_problem(label: int | None, class_names: Sequence[str]) -> str:
+    """Why a video's label cannot be stored ("" when it can): below 0, or beyond the class list (or the index's
+    int16 when there is none)."""
+    if label is None:
+        return ""
+    limit = len(class_names) or LABEL_LIMIT
+    if 0 <= label < limit:
+        return ""
+    hint = " (1-based numbering?)" if label == len(class_names) > 0 else ""
+    return (f"label {label} is outside 0..{limit - 1}" + (f" of the {limit} classes" if class_names else "")
+            + hint)
+
+
+def one_based_hint(label: int | None, label_name: str | None, class_names: Sequence[str]) -> list[str]:
+    """A note when a video's ``label`` string names the class before its ``label_index`` (1-based numbering)."""
+    if label is None or not label_name or not class_names or class_names[label] == label_name:
+        return []
+    if label > 0 and class_names[label - 1] == label_name:
+        return [f"label_index {label} looks 1-based: the file's label {label_name!r} is class {label - 1} "
+                f"(stored as given)"]
+    return [f"label_index {label} is class {class_names[label]!r}, but the file's label is {label_name!r}"]
+
+
+def fill_missing_scores(points: np.ndarray) -> bool:
+    """Score-free poses (every score 0, e.g. tf-pose output): give score 1, in place, to every joint with non-zero
+    coordinates, so tracking and normalization see the joints. ``points (N, V, 3)``; returns whether it did."""
+    if not len(points) or points[..., 2].any() or not points[..., :2].any():
+        return False
+    points[..., 2] = (points[..., :2] != 0).any(axis=-1)
+    return True
+
+
+def dropped_people(frames, data: np.ndarray) -> list[str]:
+    """Notes on what person selection left out: person-frames (``frames``, :class:`Frames`) not in ``data``
+    ``(T, M, V, 3)``, and frames that had somebody but keep nobody."""
+    present, kept, emptied = selection_losses(frames.points, frames.counts, data)
+    notes = [f"{present - kept} of {present} person-frames dropped (at most {data.shape[1]} persons kept)"] \
+        if present > kept else []
+    return notes + ([f"{emptied} frames with somebody keep nobody"] if emptied else [])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -130,6 +188,7 @@ class LabelEntry:
     has_skeleton: bool = True
     part: str | None = None  # "train" | "test" (from a ``*_train_*`` / ``*_val_*`` / ``*_test_*`` file name)
     source: str = ""
+    name: str = ""  # the class name the entry gives with its label (Kinetics ``label``), if any
 
 
 def label_part(path) -> str | None:
@@ -140,7 +199,8 @@ def label_part(path) -> str | None:
 
 def read_labels(path) -> dict[str, LabelEntry]:
     """A label file -> video id -> entry. JSON: ``{id: label}`` or the Kinetics ``{id: {"has_skeleton",
-    "label_index", ...}}``; CSV: ``video,label`` rows (a header row is skipped). Empty labels are unlabelled."""
+    "label_index", "label", ...}}``; CSV: ``video,label`` rows (a header row is skipped). Empty labels are
+    unlabelled."""
     path = Path(path)
     part = label_part(path)
     try:
@@ -148,16 +208,27 @@ def read_labels(path) -> dict[str, LabelEntry]:
             doc = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(doc, dict):
                 raise ValueError("expected a JSON object of video -> label")
-            rows = [(k, e.get("label_index"), bool(e.get("has_skeleton", True))) if isinstance(e, dict)
-                    else (k, e, True) for k, e in doc.items()]
+            rows = [(k, e.get("label_index"), bool(e.get("has_skeleton", True)), e.get("label"))
+                    if isinstance(e, dict) else (k, e, True, "") for k, e in doc.items()]
         else:
             with open(path, newline="", encoding="utf-8") as fh:
-                rows = [(r[0].strip(), r[1].strip() if len(r) > 1 else "", True) for r in csv.reader(fh) if r]
+                rows = [(r[0].strip(), r[1].strip() if len(r) > 1 else "", True, "") for r in csv.reader(fh) if r]
             if rows and rows[0][1] and not rows[0][1].lstrip("-").isdigit():
                 rows = rows[1:]
-        return {video: LabelEntry(parse_label(label), has, part, str(path)) for video, label, has in rows}
-    except (OSError, ValueError, IndexError) as exc:
-        raise ConversionError(f"{path}: not a label file ({exc})") from None
+        return {video: LabelEntry(parse_label(label), has, part, str(path), name if isinstance(name, str) else "")
+                for video, label, has, name in rows}
+    except (OSError, ValueError, IndexError, RecursionError) as exc:
+        raise ConversionError(f"{path}: not a label file ({exc or 'nested too deeply'})") from None
+
+
+def derived_class_names(labels: Sequence[int], entries: dict[str, LabelEntry]) -> list[str]:
+    """Class names without a dataset: one per label up to the largest one given (by the converted videos or the
+    label files), each the class name a label file gives with it (Kinetics ``label``), else the number itself."""
+    named = {e.label: e.name for e in entries.values() if e.label is not None and e.name}
+    count = max([*labels, *named, -1]) + 1
+    names = [named.get(i, str(i)) for i in range(count)]
+    repeated = {n for n in names if names.count(n) > 1}
+    return [f"{n} ({i})" if n in repeated else n for i, n in enumerate(names)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -258,8 +329,10 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
     t_start = time.perf_counter()
     run = RunOptions(**run)
     output = check_output(output, inputs, run)
+    fixed_names = (spec.class_names if spec else SkeletonStore.open(output).attrs["class_names"] if run.append
+                   else ())  # without either, the classes are named after the conversion (derived_class_names)
     options = OpenPoseOptions(format, model, persons, max_persons, normalize, *(image_size or (0.0, 0.0)), flip_y,
-                              as_coco18)
+                              as_coco18, tuple(fixed_names))
     with conversion_executor(output, run) as executor:
         folders = _json_folders(inputs)
         label_files = list(labels) + [folder / name for folder, names in folders for name in names
@@ -277,10 +350,16 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
             "kinetics-skeleton" if format == "kinetics" else "openpose-frames",
             {"dataset": spec.name if spec else "openpose", "preset": f"{persons}+{normalize}",
              "label_files": [str(p) for p in label_files]},
-            lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _index(ok, spec, parts))
+            lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _index(ok, spec, parts),
+            None if fixed_names else lambda ok: derived_class_names([r.label for r in ok], entries))
         labels_read = frozenset(f"{p} {stats_digest(file_stats([p]))}" for p in label_files)
-        return _process_and_write(executor, items, results, output, options, labels_read,
-                                  inputs, target, run=run, log=log, t_start=t_start)
+        report = _process_and_write(executor, items, results, output, options, labels_read,
+                                    inputs, target, run=run, log=log, t_start=t_start)
+    one_based = [sid for sid, notes in report["notes"].items() if any("looks 1-based" in n for n in notes)]
+    if one_based:
+        log(f"warning: {len(one_based)} video(s) give a label_index that looks 1-based against the "
+            f"{spec.name if spec else 'store'} class names (first: {one_based[0]}); see the notes in report.json")
+    return report
 
 
 def describe(options: OpenPoseOptions) -> dict[str, Any]:
@@ -321,7 +400,7 @@ def _attrs(spec, options: OpenPoseOptions, num_samples: int, num_frames: int, ve
         "num_frames": num_frames,
         "preset": f"{options.persons}+{options.normalize}",
         "preprocessing": describe(options),
-        "class_names": list(spec.class_names) if spec else [],
+        "class_names": list(options.class_names),
         "source": "kinetics-skeleton" if options.format == "kinetics" else "openpose-frames",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "skeltools_version": version,

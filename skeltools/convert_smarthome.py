@@ -8,6 +8,7 @@ track through them is kept (``readers.smarthome.track_one_person``). 2D pixels a
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
@@ -46,7 +47,8 @@ class SmarthomeOptions:
     def store_attrs(self, spec) -> dict[str, Any]:
         steps = ["one person track through the per-frame detections"] if self.fmt == "json" else []
         if self.coords == "xy":
-            steps.append("pixels of 640x480 video -> x / 320 - 1, y / 320 - 0.75 (UNIK's screen normalization)")
+            steps.append("pixels of 640x480 video -> x / 320 - 1, y / 320 - 0.75 (UNIK's screen normalization); "
+                         "undetected (0, 0) keypoints stay 0")
         return {"layout": self.layout, "coords": self.coords, "persons": 1, "preset": "none",
                 "preprocessing": {"steps": steps or ["none: poses stored as read"], "whole_sequences": True}}
 
@@ -112,7 +114,10 @@ def _select(inputs: Sequence, dataset: str, fmt: str | None):
         else:
             by_id[meta["name"]] = path
     if not by_id:
-        raise ConversionError(f"no {fmt} pose files to convert in {', '.join(map(str, inputs))}")
+        why = Counter(r.reason.removeprefix(f"{r.file}: ") for r in results).most_common()
+        raise ConversionError(f"no {fmt} pose file qualifies in {', '.join(map(str, inputs))}"
+                              + (": " + "; ".join(f"{n} file(s): {reason}" for reason, n in why[:5])
+                                 + ("; ..." if len(why) > 5 else "") if why else f" (no {fmt} files found)"))
     return list(by_id.values()), results, spec, fmt
 
 

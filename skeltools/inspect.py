@@ -1,6 +1,7 @@
 """Human-readable summaries of stores."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,35 @@ def describe_store(path) -> str:
         lines.append(f"{'created by' if source in ('subset', 'merge') else 'conversion'}  "
                      + (f"{source}: " if source in ("subset", "merge") else "") + f"{done} (report.json)")
     return "\n".join(lines)
+
+
+def describe_path(path) -> str:
+    """What ``skeltools info`` prints for ``path``: a store folder's description, or an AMASS npz's. Anything else
+    raises ``StoreError`` saying what the path is not; no array holding Python objects is ever loaded."""
+    from skeltools.store import StoreError
+
+    path = Path(path)
+    if path.is_dir():
+        return describe_store(path)
+    if not zipfile.is_zipfile(path):
+        raise StoreError(f"{path}: not a skeltools store (a .zarr folder) nor an AMASS .npz (a zip of arrays)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            objects = [name.removesuffix(".npy") for name in archive.namelist() if _holds_objects(archive, name)]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise StoreError(f"{path}: not a readable npz ({exc})") from None
+    if objects:
+        raise StoreError(f"{path}: not an AMASS .npz: array(s) {', '.join(objects)} hold Python objects, which "
+                         f"skeltools never loads")
+    return describe_amass(path)
+
+
+def _holds_objects(archive: zipfile.ZipFile, name: str) -> bool:
+    """Whether the .npy entry ``name`` declares an object dtype (read from its header alone)."""
+    from skeltools.readers.generic import array_header
+
+    with archive.open(name) as fh:
+        return array_header(fh)[1].hasobject
 
 
 def describe_amass(path) -> str:

@@ -3,12 +3,15 @@
 Arrays (``.npy``; ``.npz`` holding one array, or the one named by ``key``) have the axis order declared by
 ``axes``: ``TVC`` (one person), ``TMVC`` or ``MTVC``. A CSV file is long-format, one row per keypoint, with the
 header ``frame,person,joint,<channel>...`` (e.g. ``frame,person,joint,x,y,z``): ``frame`` and ``person`` are
-0-based integers, ``joint`` a 0-based index or a joint name, and one column per channel. T and M are one more
-than the largest frame and person numbers; keypoints without a row are zero. NaN and inf are kept as read.
+0-based integers, ``joint`` a 0-based index or a joint name, and one column per channel. T is one more than the
+largest frame number; the persons are the distinct person numbers, in increasing order (a person number is an id,
+not a slot: ids 0 and 2000 are two persons); keypoints without a row are zero. NaN and inf are kept as read.
 """
 from __future__ import annotations
 
 import csv
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +20,12 @@ import numpy as np
 AXES = ("TVC", "TMVC", "MTVC")
 SUFFIXES = (".npy", ".npz", ".csv")
 CSV_INDEX_COLUMNS = ("frame", "person", "joint")
+#: A CSV's dense ``(T, M, V, C)`` array may hold at most this many values per value read (plus ``CSV_SLACK``):
+#: frame gaps are fine, a frame number far beyond the others is refused before it is allocated.
+CSV_DENSITY = 64
+CSV_SLACK = 2**20
+#: Errors of damaged array files (truncated, bad CRC, bad compressed data) besides OSError/ValueError/EOFError.
+_DAMAGED = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 
 
 class GenericInputError(ValueError):
@@ -37,6 +46,11 @@ def to_tmvc(array: np.ndarray, axes: str) -> np.ndarray:
 
 
 def _load_array(path: Path, key: str | None) -> np.ndarray:
+    shape, dtype, stored = _stored_header(path, key)
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if declared > stored:  # checked before numpy allocates what the header declares
+        raise GenericInputError(f"{path}: the header declares shape {shape} of {dtype} ({declared} bytes), but the "
+                                f"file holds {stored} bytes of data (truncated?)")
     if path.suffix.lower() == ".npy":
         return np.load(path, allow_pickle=False)
     with np.load(path, allow_pickle=False) as archive:
@@ -92,8 +106,16 @@ def read_csv_keypoints(path, joint_names: Sequence[str] = ()) -> np.ndarray:
             index.append((frame, person, v, line))
     if not index:
         raise GenericInputError(f"{path}: no keypoint rows after the header")
+    if max(row[0] for row in index) >= 2**31 or max(row[1] for row in index) >= 2**31:
+        f, p, _, line = max(index, key=lambda row: max(row[0], row[1]))
+        raise GenericInputError(f"{path}: line {line}: frame {f} or person {p} is beyond 2^31-1")
     idx = np.array(index, dtype=np.int64)
-    shape = (idx[:, 0].max() + 1, idx[:, 1].max() + 1, len(names) or idx[:, 2].max() + 1, channels)
+    persons, idx[:, 1] = np.unique(idx[:, 1], return_inverse=True)
+    shape = (int(idx[:, 0].max()) + 1, len(persons), len(names) or int(idx[:, 2].max()) + 1, channels)
+    if np.prod(shape, dtype=np.float64) > CSV_DENSITY * len(values) * channels + CSV_SLACK:
+        line = index[int(np.argmax(idx[:, 0]))][3]
+        raise GenericInputError(f"{path}: line {line}: frame {int(idx[:, 0].max())} is far beyond the file's other "
+                                f"rows ({len(index)} rows would fill {shape[0]} frames; a wrong frame number?)")
     out = np.zeros(shape, np.float32)
     flat = np.ravel_multi_index(tuple(idx[:, :3].T), shape[:3])
     unique, first = np.unique(flat, return_index=True)
@@ -126,7 +148,7 @@ def read_keypoints(path, axes: str = "TMVC", *, npz_key: str | None = None, join
                 raise GenericInputError(f"{path}: {exc}") from None
     except GenericInputError:
         raise
-    except (OSError, ValueError, EOFError) as exc:  # unreadable, truncated, not an array file
+    except _DAMAGED as exc:  # unreadable, truncated, not an array file
         raise GenericInputError(f"{path}: cannot be read ({exc})") from None
     if joint_names and data.shape[2] != len(joint_names):
         raise GenericInputError(f"{path}: {data.shape[2]} joints (axes {axes}, shape (T, M, V, C) = {data.shape}), "
@@ -138,12 +160,21 @@ def read_keypoints(path, axes: str = "TMVC", *, npz_key: str | None = None, join
     return data
 
 
-def _stored_shape(path: Path, npz_key: str | None) -> tuple[int, ...]:
-    """The shape of a .npy file, or of one array in a .npz, from its header alone."""
-    if path.suffix.lower() == ".npy":
-        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
-    import zipfile
+def array_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype from a ``.npy`` header at the start of ``fh`` (left at the data)."""
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    return tuple(shape), dtype
 
+
+def _stored_header(path: Path, npz_key: str | None) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(shape, dtype, bytes of data the file holds) of a .npy file, or of one array in a .npz, from its header
+    and the file's (or zip entry's) size alone."""
+    if path.suffix.lower() == ".npy":
+        with open(path, "rb") as fh:
+            shape, dtype = array_header(fh)
+            return shape, dtype, path.stat().st_size - fh.tell()
     with zipfile.ZipFile(path) as archive:
         names = [n.removesuffix(".npy") for n in archive.namelist()]
         if npz_key is None and len(names) != 1:
@@ -153,9 +184,8 @@ def _stored_shape(path: Path, npz_key: str | None) -> tuple[int, ...]:
         if key not in names:
             raise GenericInputError(f"{path}: no array {key!r} (arrays: {', '.join(names) or 'none'})")
         with archive.open(f"{key}.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            return tuple(read(fh)[0])
+            shape, dtype = array_header(fh)
+            return shape, dtype, archive.getinfo(f"{key}.npy").file_size - fh.tell()
 
 
 def keypoint_shape(path, axes: str = "TMVC", *, npz_key: str | None = None,
@@ -166,10 +196,10 @@ def keypoint_shape(path, axes: str = "TMVC", *, npz_key: str | None = None,
     if path.suffix.lower() not in (".npy", ".npz"):
         return read_keypoints(path, axes, npz_key=npz_key, joint_names=joint_names).shape
     try:
-        shape = _stored_shape(path, npz_key)
+        shape = _stored_header(path, npz_key)[0]
     except GenericInputError:
         raise
-    except (OSError, ValueError, EOFError, KeyError) as exc:
+    except _DAMAGED as exc:
         raise GenericInputError(f"{path}: cannot be read ({exc})") from None
     if len(shape) != len(axes):
         raise GenericInputError(f"{path}: {len(shape)} dimensions {shape}, but axes {axes} needs {len(axes)}")

@@ -74,7 +74,7 @@ _TOKEN = ((_CLASS == _NUMERIC) | (_CLASS == _WORD)).astype(np.uint8)
 _POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 
 # Status codes returned by the kernel.
-_OK, _EOF, _BAD_TOKEN, _FIELD_COUNT, _JOINT_COUNT, _TRAILING, _NEGATIVE = range(7)
+_OK, _EOF, _BAD_TOKEN, _FIELD_COUNT, _JOINT_COUNT, _TRAILING, _NEGATIVE, _TOO_MANY = range(8)
 # What the kernel was reading when it stopped.
 _ITEM_FRAME_COUNT, _ITEM_BODY_COUNT, _ITEM_BODY_LINE, _ITEM_JOINT_COUNT, _ITEM_JOINT_LINE = range(5)
 _ITEM_TEXT = ("a frame count", "a body count", "a body line", "a joint count", "a joint line")
@@ -233,6 +233,13 @@ def _next_int(buf, p, line):
 
 
 @njit(cache=True, nogil=True)
+def max_frames(remaining):
+    """The most frames ``remaining`` bytes after the frame count can hold: each frame is at least a body count
+    and a line break (``"0\\n"``), the last one's break optional."""
+    return (remaining + 1) // 2
+
+
+@njit(cache=True, nogil=True)
 def _parse_bytes(buf):
     """Parse a whole ``.skeleton`` file held as uint8.
 
@@ -261,6 +268,9 @@ def _parse_bytes(buf):
                 body_id[:0], frame_of[:0], slot[:0], xyz[:0])
     if num_frames < 0:
         return (_NEGATIVE, item, line, -1, 0, f, b, j, 0, nb, bodies_per_frame,
+                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
+    if num_frames > max_frames(buf.size - p):  # checked before allocating anything per frame
+        return (_TOO_MANY, item, line, -1, max_frames(buf.size - p), f, b, j, num_frames, nb, bodies_per_frame,
                 body_id[:0], frame_of[:0], slot[:0], xyz[:0])
     bodies_per_frame = np.zeros(num_frames, np.int32)
     status = _OK
@@ -376,6 +386,9 @@ def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFi
         _ITEM_JOINT_LINE: f" (joint {j + 1}/25 of body {b + 1}, frame {f + 1}/{num_frames})",
     }[item]
     what = _ITEM_TEXT[item] + where
+    if status == _TOO_MANY:
+        raise SkeletonParseError(path, line, f"a frame count the file's {buf.size} bytes can hold (at most {detail})",
+                                 f"{num_frames}")
     if status == _JOINT_COUNT:
         raise SkeletonParseError(path, line, f"25 joints{where}", f"{detail}")
     if status == _FIELD_COUNT:

@@ -27,8 +27,23 @@ _OPENPOSE_NAME = re.compile(r"^(.*)_(\d{12})_keypoints\.json$")
 _LAST_INT = re.compile(r"^(.*?)[._-]?(\d+)(?:_keypoints)?\.json$")
 
 
+#: Frame numbers are int32 (a frame number beyond is a wrong value, not a long video).
+FRAME_NUMBER_LIMIT = 2**31
+#: The longest timeline a video may span, gaps included (2.4 hours at 30 fps; about 100 MB per video at 2 persons
+#: of 25 joints): frame numbers further apart are refused before anything per frame is allocated.
+MAX_TIMELINE_FRAMES = 2**18
+
+
 class OpenPoseError(ValueError):
     """A malformed input file; the message names the file and the key."""
+
+
+class TimelineError(OpenPoseError):
+    """Frame numbers that cannot be placed on a time axis; ``number`` is the offending frame number."""
+
+    def __init__(self, message: str, number: int):
+        super().__init__(message)
+        self.number = number
 
 
 def folder_videos(names: Sequence[str]) -> dict[str, tuple[list[int], list[str]]]:
@@ -128,6 +143,8 @@ def _load(path, raw: bytes) -> dict:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise OpenPoseError(f"{path}: not readable JSON ({exc})") from None
+    except RecursionError:
+        raise OpenPoseError(f"{path}: not readable JSON (nested too deeply)") from None
     if not isinstance(doc, dict):
         raise OpenPoseError(f"{path}: expected a JSON object at the top level")
     return doc
@@ -258,7 +275,8 @@ def _concatenate(parts, total, num_joints):
 def _frame_from_json(path, doc: dict, num_joints: int) -> np.ndarray:
     people = doc.get("people")
     if not isinstance(people, list):
-        raise OpenPoseError(f"{path}: missing key 'people'")
+        hint = " (a Kinetics-Skeleton file: use --format kinetics)" if "data" in doc else ""
+        raise OpenPoseError(f"{path}: missing key 'people'{hint}")
     out = np.zeros((len(people), num_joints, 3), np.float32)
     for p, person in enumerate(people):
         key = next((k for k in POSE_KEYS if isinstance(person, dict) and k in person), None)
@@ -275,8 +293,8 @@ def _frame_from_json(path, doc: dict, num_joints: int) -> np.ndarray:
 
 
 _PEOPLE, _POSE_2D, _POSE_LEGACY = (jsonscan.key_bytes(k) for k in ("people", *POSE_KEYS))
-_DATA, _LABEL_INDEX, _FRAME_INDEX, _SKELETON, _POSE, _SCORE = (
-    jsonscan.key_bytes(k) for k in ("data", "label_index", "frame_index", "skeleton", "pose", "score"))
+_DATA, _LABEL_INDEX, _LABEL, _FRAME_INDEX, _SKELETON, _POSE, _SCORE = (
+    jsonscan.key_bytes(k) for k in ("data", "label_index", "label", "frame_index", "skeleton", "pose", "score"))
 
 
 @njit(cache=True, nogil=True)
@@ -329,6 +347,7 @@ class KineticsVideo:
     frame_index: np.ndarray  # (K,) int, as written
     frames: Frames  # the K entries' people, in file order
     label_index: int | None  # None when absent or an empty string
+    label: str | None = None  # the class name the file gives (``label``), if a non-empty string
 
     @property
     def people(self) -> list[np.ndarray]:
@@ -349,10 +368,11 @@ def parse_kinetics_video(raw: bytes, num_joints: int = 18, path="<bytes>") -> Ki
     buf = np.frombuffer(raw, np.uint8)
     ok, count, *tape = jsonscan.scan(buf)
     if ok:
-        found, index, counts, points, label = _kinetics_from_tape(buf, count, *tape, num_joints)
+        found, index, counts, points, label, name = _kinetics_from_tape(buf, count, *tape, num_joints)
         if found:
             text = json.loads(raw[label[0]:label[1]]) if label[0] >= 0 else None
-            return KineticsVideo(index, Frames(points, counts), _label(path, text))
+            name = json.loads(raw[name[0]:name[1]]) if name[0] >= 0 else None
+            return KineticsVideo(index, Frames(points, counts), _label(path, text), name or None)
     return _kinetics_from_json(path, _load(path, raw), num_joints)
 
 
@@ -366,11 +386,15 @@ def _label(path, value) -> int | None:
 def _kinetics_from_json(path, doc: dict, num_joints: int) -> KineticsVideo:
     data = doc.get("data")
     if not isinstance(data, list):
-        raise OpenPoseError(f"{path}: missing key 'data'")
+        hint = " (an OpenPose per-frame file: use --format frames)" if "people" in doc else ""
+        raise OpenPoseError(f"{path}: missing key 'data'{hint}")
     index, people = [], []
     for k, frame in enumerate(data):
         if not isinstance(frame, dict) or not isinstance(frame.get("frame_index"), int):
             raise OpenPoseError(f"{path}: data[{k}] has no integer 'frame_index'")
+        if not -FRAME_NUMBER_LIMIT <= frame["frame_index"] < FRAME_NUMBER_LIMIT:
+            raise OpenPoseError(f"{path}: data[{k}].frame_index is {frame['frame_index']}, expected a frame number "
+                                f"in -2^31..2^31-1")
         skeletons = frame.get("skeleton")
         if not isinstance(skeletons, list):
             raise OpenPoseError(f"{path}: data[{k}] has no 'skeleton' list")
@@ -385,26 +409,32 @@ def _kinetics_from_json(path, doc: dict, num_joints: int) -> KineticsVideo:
         index.append(frame["frame_index"])
         people.append(frame_people)
     label = _label(path, doc.get("label_index"))
-    return KineticsVideo(np.asarray(index, dtype=np.int64), Frames.of(people, num_joints), label)
+    name = doc.get("label") if isinstance(doc.get("label"), str) else None
+    return KineticsVideo(np.asarray(index, dtype=np.int64), Frames.of(people, num_joints), label, name)
 
 
 @njit(cache=True, nogil=True)
 def _kinetics_from_tape(buf, count, kind, pos, stop, after, value, ival, flags, num_joints):
     """A Kinetics-Skeleton file's tape -> (found, frame_index (K,), people per entry (K,), points (N, V, 3),
-    (start, stop) of the label_index value or -1); found is False when json must read it."""
+    (start, stop) of the label_index value or -1, (start, stop) of the label string or -1); found is False when
+    json must read it."""
     v = num_joints
     label = np.full(2, -1, np.int64)
-    none = (False, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, v, 3), np.float32), label)
+    name = np.full(2, -1, np.int64)
+    none = (False, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, v, 3), np.float32), label, name)
     if count == 0 or kind[0] != jsonscan.OBJECT:
         return none
     data = _member(buf, kind, pos, stop, after, flags, 0, _DATA)
     lab = _member(buf, kind, pos, stop, after, flags, 0, _LABEL_INDEX)
-    if data < 0 or kind[data] != jsonscan.ARRAY or lab == -2:
+    text = _member(buf, kind, pos, stop, after, flags, 0, _LABEL)
+    if data < 0 or kind[data] != jsonscan.ARRAY or lab == -2 or text == -2:
         return none
     if lab >= 0:
         if kind[lab] == jsonscan.OBJECT or kind[lab] == jsonscan.ARRAY:
             return none
         label[0], label[1] = pos[lab], stop[lab]
+    if text >= 0 and kind[text] == jsonscan.STRING:
+        name[0], name[1] = pos[text], stop[text]
     index = np.empty(count, np.int64)
     counts = np.empty(count, np.int64)
     points = np.empty((count // (3 * v) + 1, v, 3), np.float32)
@@ -416,7 +446,8 @@ def _kinetics_from_tape(buf, count, kind, pos, stop, after, value, ival, flags, 
         fi = _member(buf, kind, pos, stop, after, flags, f, _FRAME_INDEX)
         sk = _member(buf, kind, pos, stop, after, flags, f, _SKELETON)
         if (fi < 0 or sk < 0 or kind[fi] != jsonscan.NUMBER or flags[fi] & (jsonscan.INTEGER | jsonscan.EXACT)
-                != (jsonscan.INTEGER | jsonscan.EXACT) or kind[sk] != jsonscan.ARRAY):
+                != (jsonscan.INTEGER | jsonscan.EXACT) or kind[sk] != jsonscan.ARRAY
+                or not -FRAME_NUMBER_LIMIT <= ival[fi] < FRAME_NUMBER_LIMIT):
             return none
         index[k] = ival[fi]
         counts[k] = 0
@@ -438,7 +469,7 @@ def _kinetics_from_tape(buf, count, kind, pos, stop, after, value, ival, flags, 
             s = after[s]
         k += 1
         f = after[f]
-    return True, index[:k].copy(), counts[:k].copy(), points[:n].copy(), label
+    return True, index[:k].copy(), counts[:k].copy(), points[:n].copy(), label, name
 
 
 def parse_label(value) -> int | None:
@@ -458,16 +489,28 @@ def timeline(numbers, people, num_joints: int) -> Frames:
 
     ``people``: the numbered frames' people (a list of ``(P, V, 3)`` or :class:`Frames`). A number missing in
     between gives a frame with nobody, so 0-based and 1-based numbering both keep their first frame and the
-    spacing of the rest. A number given twice raises OpenPoseError.
+    spacing of the rest. A number given twice, outside -2^31..2^31-1, or more than ``MAX_TIMELINE_FRAMES`` after
+    the first raises :class:`TimelineError` (before anything per frame is allocated).
     """
     frames = Frames.of(people, num_joints)
-    numbers = np.asarray(numbers, dtype=np.int64)
+    try:
+        numbers = np.asarray(numbers, dtype=np.int64)
+    except OverflowError:  # Python ints beyond int64 (from a file name): refused below
+        numbers = np.asarray(numbers, dtype=object)
     if len(numbers) == 0:
         return Frames(frames.points[:0], np.zeros(0, np.int64))
+    wild = numbers[(numbers < -FRAME_NUMBER_LIMIT) | (numbers >= FRAME_NUMBER_LIMIT)]
+    if len(wild):
+        raise TimelineError(f"frame number {int(wild[0])} is outside -2^31..2^31-1", int(wild[0]))
     t = numbers - numbers.min()
+    if t.max() >= MAX_TIMELINE_FRAMES:
+        last = int(numbers[np.argmax(t)])
+        raise TimelineError(f"frame number {last} is {int(t.max())} frames after the first ({int(numbers.min())}); "
+                            f"a video may span at most {MAX_TIMELINE_FRAMES} frames (a wrong frame number?)", last)
     counts = np.bincount(t)
     if (counts > 1).any():
-        raise OpenPoseError(f"frame number {int(numbers.min() + np.argmax(counts > 1))} appears twice")
+        twice = int(numbers.min() + np.argmax(counts > 1))
+        raise TimelineError(f"frame number {twice} appears twice", twice)
     placed = np.zeros(len(counts), np.int64)
     placed[t] = frames.counts
     points = frames.points
@@ -666,6 +709,35 @@ def select_tracked(frames, max_persons: int, max_cost: float = 3.0) -> np.ndarra
     """
     frames = Frames.of(frames)
     return _select_tracked(frames.points, frames.counts, max_persons, float(max_cost))
+
+
+@njit(cache=True, nogil=True)
+def _any_value(block):
+    for x in block.ravel():
+        if x != 0:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def selection_losses(points, counts, data):
+    """What person selection left out: (person-frames with any non-zero value before ``points (N, V, 3)`` with
+    ``counts (T,)``, those kept in ``data (T, M, V, 3)``, frames that had somebody but keep nobody)."""
+    present = kept = emptied = 0
+    start = 0
+    for t in range(counts.size):
+        seen = False
+        for i in range(start, start + counts[t]):
+            if _any_value(points[i]):
+                present += 1
+                seen = True
+        start += counts[t]
+        left = 0
+        for m in range(data.shape[1]):
+            left += _any_value(data[t, m])
+        kept += left
+        emptied += seen and left == 0
+    return present, kept, emptied
 
 
 def map_joints(data: np.ndarray, sources: tuple[tuple[int, ...], ...]) -> np.ndarray:

@@ -7,6 +7,8 @@ LCR-Net's anchor-pose count, not a person count). npz: ``kpts`` ``(T, 17, 2)`` f
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +27,8 @@ def read_pose_json(path, coords: str = "xyz") -> list[np.ndarray]:
     key, channels = POSE_KEYS[coords]
     try:
         doc = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise SmarthomePoseError(f"{path}: not readable JSON ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise SmarthomePoseError(f"{path}: not readable JSON ({exc or 'nested too deeply'})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("frames"), list):
         raise SmarthomePoseError(f"{path}: key 'frames' is missing or not a list")
     if doc.get("njts", NUM_JOINTS) != NUM_JOINTS:
@@ -61,7 +63,7 @@ def read_kpts_npz(path) -> np.ndarray:
             if "kpts" not in npz:
                 raise SmarthomePoseError(f"{path}: key 'kpts' is missing (keys: {', '.join(npz.files) or 'none'})")
             kpts = np.asarray(npz["kpts"])
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # damaged or truncated
         raise SmarthomePoseError(f"{path}: not a readable npz ({exc})") from None
     if kpts.ndim != 3 or kpts.shape[1:] != (17, 2) or len(kpts) == 0:
         raise SmarthomePoseError(f"{path}: key 'kpts' has shape {kpts.shape}, expected (T, 17, 2) with T > 0")
@@ -88,5 +90,8 @@ def track_one_person(frames: list[np.ndarray]) -> tuple[np.ndarray, int]:
 
 
 def normalize_screen(xy: np.ndarray, width: int = SCREEN_WIDTH, height: int = SCREEN_HEIGHT) -> np.ndarray:
-    """Pixels ``(..., 2)`` -> x in [-1, 1] and y scaled alike, keeping the aspect ratio (UNIK's convention)."""
-    return xy / width * 2 - np.array([1, height / width], dtype=xy.dtype)
+    """Pixels ``(..., 2)`` -> x in [-1, 1] and y scaled alike, keeping the aspect ratio (UNIK's convention);
+    an undetected keypoint, ``(0, 0)``, stays ``(0, 0)`` as in UNIK."""
+    out = xy / width * 2 - np.array([1, height / width], dtype=xy.dtype)
+    out[(xy == 0).all(axis=-1)] = 0
+    return out
