@@ -177,9 +177,12 @@ def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, exclude_list
 @click.option("--as-coco18", is_flag=True,
               help="Store BODY_25 or BODY_25B keypoints as COCO-18 (joints by name; BODY_25B's neck: the shoulders' "
                    "midpoint).")
+@click.option("--split-ratio", type=float, default=None,
+              help="Add a seeded split stratified per class: generic_train (this fraction) / generic_test.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --split-ratio.")
 @conversion_options
 def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, persons, max_persons, normalize, image_size,
-                         flip_y, as_coco18, run, log) -> dict:
+                         flip_y, as_coco18, split_ratio, seed, run, log) -> dict:
     """Convert OpenPose per-frame JSON or Kinetics-Skeleton JSON (folders are searched recursively).
 
     \b
@@ -191,7 +194,7 @@ def convert_openpose_cmd(inputs, output, format_, model, labels, dataset, person
 
     return convert_openpose(inputs, output, format=format_, model=model, labels=labels, dataset=dataset,
                             persons=persons, max_persons=max_persons, normalize=normalize, image_size=image_size,
-                            flip_y=flip_y, as_coco18=as_coco18, log=log, **run)
+                            flip_y=flip_y, as_coco18=as_coco18, split_ratio=split_ratio, seed=seed, log=log, **run)
 
 
 @convert.command("smarthome")

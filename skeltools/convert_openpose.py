@@ -302,13 +302,16 @@ def _attach_labels(items: list[VideoItem], labels: dict[str, LabelEntry]):
 def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", model: str = "coco18",
                      labels: Sequence = (), dataset: str | None = None, persons: str = "track", max_persons: int = 2,
                      normalize: str = "stgcn", image_size: tuple[float, float] | None = None, flip_y: bool = False,
-                     as_coco18: bool = False, log: Callable[[str], None] = lambda _: None, **run) -> dict[str, Any]:
+                     as_coco18: bool = False, split_ratio: float | None = None, seed: int = 0,
+                     log: Callable[[str], None] = lambda _: None, **run) -> dict[str, Any]:
     """Convert OpenPose per-frame JSON (``format="frames"``) or Kinetics-Skeleton JSON into a store; return the report.
 
     ``labels``: label files (see :func:`read_labels`); for ``kinetics`` the ``*_label.json`` files found under the
     input folders are used too. ``dataset="kinetics400"`` adds its class names and the ``kinetics_train`` /
     ``kinetics_test`` split columns. Normalization ``stgcn`` needs x, y in [0, 1], or ``image_size`` (W, H) for
-    pixels; ``none`` stores the coordinates as read. ``run``: the fields of ``skeltools.convert.RunOptions``.
+    pixels; ``none`` stores the coordinates as read. ``split_ratio``: add a seeded split stratified per class
+    (``generic_train`` / ``generic_test``) over the labelled videos that convert. ``run``: the fields of
+    ``skeltools.convert.RunOptions``.
     """
     from schemas.datasets import get_dataset
     from skeltools import __version__
@@ -324,6 +327,8 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
     if format == "frames" and normalize == "stgcn" and image_size is None:
         raise ConversionError("OpenPose frames are in pixels: give --image-size W H, or --normalize none")
     spec = get_dataset(dataset) if dataset else None
+    if split_ratio is not None and spec is not None:
+        raise ConversionError(f"--split-ratio: {dataset} has its own split columns")
     if spec is not None and spec.layout != ("coco18" if as_coco18 else model):
         raise ConversionError(f"{spec.name} uses layout {spec.layout}, not {model}")
     t_start = time.perf_counter()
@@ -340,6 +345,9 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
         entries: dict[str, LabelEntry] = {}
         for path in label_files:
             entries |= read_labels(path)
+        if not label_files:
+            for found in label_files_beside(inputs):
+                log(f"warning: {found} looks like a label file but is not used: pass it with --labels {found}")
         items, results = _attach_labels(kinetics_items(folders) if format == "kinetics" else frame_items(folders),
                                         entries)
         if not items:
@@ -350,11 +358,16 @@ def convert_openpose(inputs: Sequence, output, *, format: str = "kinetics", mode
             "kinetics-skeleton" if format == "kinetics" else "openpose-frames",
             {"dataset": spec.name if spec else "openpose", "preset": f"{persons}+{normalize}",
              "label_files": [str(p) for p in label_files]},
-            lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: _index(ok, spec, parts),
+            lambda n, f: _attrs(spec, options, n, f, __version__),
+            lambda ok: _index(ok, spec, parts, split_ratio, seed),
             None if fixed_names else lambda ok: derived_class_names([r.label for r in ok], entries))
         labels_read = frozenset(f"{p} {stats_digest(file_stats([p]))}" for p in label_files)
         report = _process_and_write(executor, items, results, output, options, labels_read,
                                     inputs, target, run=run, log=log, t_start=t_start)
+    if entries and spec is None and split_ratio is None and not run.append:
+        log(f"note: {output} is labelled but has no split: rerun with --split-ratio 0.8 (a seeded split stratified "
+            f"per class, then `train --split generic`), or add one with `skeltools subset {output} -o OUT.zarr "
+            f"--split-ratio 0.8`")
     one_based = [sid for sid, notes in report["notes"].items() if any("looks 1-based" in n for n in notes)]
     if one_based:
         log(f"warning: {len(one_based)} video(s) give a label_index that looks 1-based against the "
@@ -407,8 +420,25 @@ def _attrs(spec, options: OpenPoseOptions, num_samples: int, num_frames: int, ve
     }
 
 
-def _index(ok: list[FileResult], spec, parts: dict[str, str | None]):
+def label_files_beside(inputs: Sequence) -> list[Path]:
+    """Files in the input folders (top level) or beside input files that look like label files: ``*label*`` or
+    ``*class*`` with a .csv, .json or .txt suffix (OpenPose keypoint files excluded)."""
+    found = set()
+    for given in map(Path, inputs):
+        folder = given if given.is_dir() else given.parent
+        for path in folder.iterdir():
+            name = path.name.lower()
+            if (path.is_file() and path.suffix.lower() in (".csv", ".json", ".txt")
+                    and ("label" in name or "class" in name) and not name.endswith("_keypoints.json")):
+                found.add(path)
+    return sorted(found)
+
+
+def _index(ok: list[FileResult], spec, parts: dict[str, str | None], split_ratio: float | None = None,
+           seed: int = 0):
     import pyarrow as pa
+
+    from skeltools.convert_generic import random_split
 
     columns: dict[str, Any] = {
         "sample_id": [r.sample_id for r in ok],
@@ -422,6 +452,11 @@ def _index(ok: list[FileResult], spec, parts: dict[str, str | None]):
                  else dict.fromkeys(split_columns, False) for r in ok]  # a video in no split file is in no part
         for name in split_columns:
             columns[name] = [f[name] for f in flags]
+    if split_ratio is not None:
+        drawn = random_split({r.sample_id: r.label for r in ok if r.label >= 0}, split_ratio, seed)
+        split_columns = ("generic_train", "generic_test")
+        for name in split_columns:
+            columns[name] = [drawn.get(r.sample_id) == name.removeprefix("generic_") for r in ok]
     name = spec.name if spec else "openpose"
     table_schema = schema.index_schema({}, split_columns, {"dataset": name, "schema": str(schema.SCHEMA_VERSION)})
     return pa.Table.from_pydict(columns, schema=table_schema)

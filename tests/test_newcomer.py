@@ -142,3 +142,35 @@ def test_training_says_when_a_modality_is_computed_on_the_fly(ntu_train_store, t
     notes = [line for line in lines if line.startswith("note: bone not in")]
     assert len(notes) == 1 and "skeltools modalities" in notes[0]
     assert json.loads((tmp_path / "r" / "run.json").read_text())["modality"] == "b"
+
+
+def test_openpose_label_file_beside_the_inputs_is_named_and_split_ratio_adds_a_split(tmp_path):
+    from skeltools.synth import write_openpose_corpus
+
+    write_openpose_corpus(tmp_path / "json", 8, seed=1, format="frames", model="body25", frames=24)
+    labels = tmp_path / "json" / "labels.csv"
+    assert labels.is_file()
+    result = CliRunner().invoke(main, ["convert", "openpose", str(tmp_path / "json"), "-o", str(tmp_path / "a.zarr"),
+                                       "--format", "frames", "--model", "body25", "--normalize", "none",
+                                       "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert f"warning: {labels} looks like a label file but is not used: pass it with --labels" in result.output
+    assert (SkeletonStore.open(tmp_path / "a.zarr").index.column("label").to_numpy() == -1).all()
+    result = CliRunner().invoke(main, ["convert", "openpose", str(tmp_path / "json"), "-o", str(tmp_path / "b.zarr"),
+                                       "--format", "frames", "--model", "body25", "--normalize", "none",
+                                       "--labels", str(labels), "--workers", "1"])
+    assert result.exit_code == 0 and "is labelled but has no split: rerun with --split-ratio" in result.output
+    result = CliRunner().invoke(main, ["convert", "openpose", str(tmp_path / "json"), "-o", str(tmp_path / "c.zarr"),
+                                       "--format", "frames", "--model", "body25", "--normalize", "none",
+                                       "--labels", str(labels), "--split-ratio", "0.5", "--seed", "2",
+                                       "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "looks like a label file" not in result.output and "has no split" not in result.output
+    store = SkeletonStore.open(tmp_path / "c.zarr")
+    train, test = store.rows("generic_train"), store.rows("generic_test")
+    assert len(train) + len(test) == len(store) == 8 and not set(train) & set(test)
+    labels_ = store.index.column("label").to_numpy()
+    for k in np.unique(labels_):  # half of every class with two or more videos on each side
+        n = int((labels_ == k).sum())
+        if n >= 2:
+            assert int((labels_[train] == k).sum()) == round(0.5 * n)
