@@ -689,11 +689,15 @@ def _recipe_overrides(values: dict, sets: tuple[str, ...]) -> dict:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary, only the result.")
 def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len, seed, sets, device, amp, compile_,
-          workers, resume) -> None:
+          workers, resume, quiet) -> None:
     """Train a model on a store with its reference recipe (every field overridable).
 
-    Launch with torchrun for DDP (gloo on CPU, NCCL on GPUs).
+    Starts with a summary (data, model, device, batch and learning rate, recipe), then a bar per epoch on a
+    terminal and one line per epoch. A training part smaller than the recipe's batch trains with one batch of all
+    its samples (the learning rate scaled with it, unless --lr is given). Launch with torchrun for DDP (gloo on
+    CPU, NCCL on GPUs).
 
     \b
     Example:
@@ -709,8 +713,8 @@ def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len
                                    "seed": seed}, sets)
     recipe = resolve_recipe(arch, dataset=st.attrs["dataset"], split=f"{protocol}_train", overrides=overrides)
     cfg = RunConfig(arch=arch, store=str(store), out_dir=str(out), protocol=protocol, modality=modality,
-                    device=device, amp=amp, compile=compile_, workers=workers, resume=resume)
-    summary = run_training(cfg, recipe, log=click.echo)
+                    device=device, amp=amp, compile=compile_, workers=workers, resume=resume, progress=not quiet)
+    summary = run_training(cfg, recipe, log=(lambda m: None) if quiet else click.echo)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%}, mean per-class "
                    f"{summary['best_val_mean_class']:.2%} (epoch {summary['best_epoch']}, by {summary['best_metric']}; "
@@ -725,7 +729,8 @@ def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True)
-def test_cmd(run_dir, store, clips, device, batch_size, workers) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary, only the result.")
+def test_cmd(run_dir, store, clips, device, batch_size, workers, quiet) -> None:
     """Test a run's best checkpoint: top-1/top-5/mean-class accuracy, confusion matrix, scores.parquet.
 
     \b
@@ -735,7 +740,7 @@ def test_cmd(run_dir, store, clips, device, batch_size, workers) -> None:
     from trainer.testing import test_run
 
     r = test_run(run_dir, store=str(store) if store else None, clips=clips, device=device, batch_size=batch_size,
-                 workers=workers, log=click.echo)
+                 workers=workers, progress=not quiet, log=(lambda m: None) if quiet else click.echo)
     click.echo(f"{run_dir}: top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}  mean-class {r['mean_class']:.2%}  "
                f"({r['num_samples']} samples, {r['clips']} clip(s))")
     if r["worst_confusions"]:
@@ -765,8 +770,9 @@ def test_cmd(run_dir, store, clips, device, batch_size, workers) -> None:
 @click.option("--modality", default="j", show_default=True, help="With --weights: j, b, jm, bm or e.g. j+b.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary, only the result.")
 def predict_cmd(args, top_k, window, stride, output, checkpoint, split, clips, arch, weights, ref_store, dataset,
-                modality, device, batch_size) -> None:
+                modality, device, batch_size, quiet) -> None:
     """Predict action classes of raw skeleton files or a store with a trained run, preprocessed exactly as the
     run's training data was (the run directory records how).
 
@@ -818,13 +824,13 @@ def predict_cmd(args, top_k, window, stride, output, checkpoint, split, clips, a
     else:
         if split:
             raise click.UsageError("--split selects samples of a store input")
-        raw = read_raw(inputs, predictor.attrs, progress=True)
+        raw = read_raw(inputs, predictor.attrs, progress=not quiet)
         for problem in raw.problems:
             click.echo(f"warning: {problem}; skipped", err=True)
         store = SkeletonStore.from_samples(raw.samples, raw.sample_ids, predictor.attrs)
         rows = None
-    result = predict_store(predictor, store, rows, clips=clips, window=window, stride=stride,
-                           batch_size=batch_size, log=lambda m: click.echo(m, err=True))
+    result = predict_store(predictor, store, rows, clips=clips, window=window, stride=stride, batch_size=batch_size,
+                           progress=not quiet, log=(lambda m: None) if quiet else (lambda m: click.echo(m, err=True)))
     names = predictor.class_names
     for line in format_lines(result, names, top_k):
         click.echo(line)
@@ -870,12 +876,15 @@ def export_model_cmd(run_dir, onnx_path, frames, dynamic, opset, checkpoint) -> 
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--weights", default="equal", show_default=True,
               help="equal, 2:2:1:1 (pyskl J:B:JM:BM), ctrgcn (0.6,0.6,0.4,0.4), or numbers like 2,1.")
-@click.option("--search", is_flag=True, help="Fit the weights on the runs' validation scores instead.")
+@click.option("--search", is_flag=True,
+              help="Fit the weights on the runs' validation scores instead (at least 100 samples and 5 per class; "
+                   "below that, equal weights with a warning).")
 @click.option("--on", type=click.Choice(["probs", "logits"]), default="probs", show_default=True,
               help="Fuse probabilities (pyskl) or logits (MS-G3D, CTR-GCN).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the fused scores here (parquet).")
-def ensemble_cmd(run_dirs, weights, search, on, output) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary, only the result.")
+def ensemble_cmd(run_dirs, weights, search, on, output, quiet) -> None:
     """Fuse the test scores of several runs (streams) by sample id and report per-stream and fused accuracy.
 
     \b
@@ -883,7 +892,7 @@ def ensemble_cmd(run_dirs, weights, search, on, output) -> None:
       skeltools ensemble runs/j runs/b runs/jm runs/bm --weights 2:2:1:1
       skeltools ensemble runs/j runs/b --search
     """
-    from trainer.ensemble import ensemble, search_weights
+    from trainer.ensemble import ensemble, search_too_small, search_weights
     from trainer.evaluate import read_scores
 
     def scores(path: Path, name: str):
@@ -893,10 +902,17 @@ def ensemble_cmd(run_dirs, weights, search, on, output) -> None:
         return read_scores(file)
 
     if search:
-        fit = search_weights([scores(d, "val_scores.parquet") for d in run_dirs], on=on)
-        click.echo(f"weights fitted on the validation parts: {', '.join(f'{w:.2f}' for w in fit.weights)} "
-                   f"(validation top-1 {fit.score:.2%}, {fit.candidates} weightings tried)")
-        weights = list(fit.weights)
+        val = [scores(d, "val_scores.parquet") for d in run_dirs]
+        too_small = search_too_small(val[0].labels)
+        if too_small:
+            click.echo(f"warning: {too_small}: a weight search would fit noise; using equal weights", err=True)
+            weights = "equal"
+        else:
+            fit = search_weights(val, on=on, progress=not quiet)
+            click.echo(f"weights fitted on {fit.samples} validation samples: "
+                       f"{', '.join(f'{w:.2f}' for w in fit.weights)} (validation top-1 {fit.score:.2%}, "
+                       f"{fit.candidates} weightings tried)")
+            weights = list(fit.weights)
     result = ensemble([scores(d, "scores.parquet") for d in run_dirs], weights, on=on,
                       names=[d.name for d in run_dirs])
     click.echo(result.table())

@@ -122,8 +122,8 @@ def test_resume_gives_the_same_weights(store, tmp_path, monkeypatch):
     logs = []
     train(run_config(store, tmp_path / "resumed", resume=True), recipe, log=logs.append)
     assert any("resuming" in m and "epoch 2/2" in m for m in logs)
-    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)
-    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2 and calls == [1]
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
