@@ -82,7 +82,7 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
              batch_size: int = 16, workers: int = 0, progress: bool = True, log=print) -> dict[str, Any]:
     """Evaluate a run's best checkpoint on its protocol's test part (and validation part); write the results."""
     from skeltools.store import SkeletonStore
-    from trainer.train import holdout, pick_device
+    from trainer.train import VAL_FRACTION, holdout, pick_device
 
     run_dir = Path(run_dir)
     dev = pick_device(device)
@@ -95,7 +95,7 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
     protocol = run["protocol"]
     train_rows = st.rows(f"{protocol}_train")
     val_rows = (st.rows(f"{protocol}_val") if f"{protocol}_val" in st.split_columns
-                else holdout(train_rows, recipe.seed)[1])
+                else holdout(train_rows, recipe.seed, run.get("val_fraction", VAL_FRACTION))[1])
     meta = {"architecture": run["arch"], "modality": run["modality"], "protocol": protocol, "clips": clips,
             "clip_fusion": recipe.clip_fusion, "sampling": recipe.sampling, "clip_len": recipe.clip_len,
             "recipe": recipe.to_dict(), "class_names": run["class_names"], "store": str(Path(store_path).resolve()),

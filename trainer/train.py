@@ -6,8 +6,8 @@ to resume), ``best.pt`` (the weights of the epoch with the best validation ``rec
 per-class accuracy for long-tailed data, ties going to the lower validation loss) and ``curves.png`` when
 matplotlib is installed.
 
-Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded 5 % of the train
-part held out from training (``run.json`` says which). Randomness derives from ``(seed, epoch, sample)``: the
+Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded share of the train
+part held out from training (``RunConfig.val_fraction``, 5 % by default; ``run.json`` says which). Randomness derives from ``(seed, epoch, sample)``: the
 sample order of an epoch is a permutation seeded by ``(seed, epoch)``, and the dataset's clip draws by
 ``(seed, epoch, sample)``, so neither the worker count nor a resume changes what the model sees.
 """
@@ -58,6 +58,7 @@ class RunConfig:
     resume: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     progress: bool = True  # a progress bar per epoch and validation pass (shown only on a terminal)
+    val_fraction: float = VAL_FRACTION  # of the train part held out when the store has no {protocol}_val part
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -77,6 +78,8 @@ def lr_factor(recipe: Recipe, iteration: int, iters_per_epoch: int) -> float:
 
 def holdout(rows: np.ndarray, seed: int, fraction: float = VAL_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """Split train rows into (train, validation): a seeded ``fraction`` (at least one sample) held out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be between 0 and 1, not {fraction}")
     rng = np.random.default_rng([seed, 0xBA1])
     n_val = max(1, int(round(len(rows) * fraction)))
     picked = np.zeros(len(rows), bool)
@@ -254,8 +257,8 @@ def build_datasets(cfg: RunConfig, recipe: Recipe, store) -> tuple[Any, Any, str
     if f"{cfg.protocol}_val" in store.split_columns:
         val_rows, val_source = store.rows(f"{cfg.protocol}_val"), f"{cfg.protocol}_val"
     else:
-        train_rows, val_rows = holdout(train_rows, recipe.seed)
-        val_source = f"a seeded {VAL_FRACTION:.0%} of {cfg.protocol}_train ({len(val_rows)} samples), held out"
+        train_rows, val_rows = holdout(train_rows, recipe.seed, cfg.val_fraction)
+        val_source = f"a seeded {cfg.val_fraction:.0%} of {cfg.protocol}_train ({len(val_rows)} samples), held out"
     augment = Augment(rot_theta=recipe.rotation) if store.attrs["coords"] == "xyz" else Augment()
     train = SkeletonDataset(store, rows=train_rows, train=True, augment=augment, **common)
     val = SkeletonDataset(store, rows=val_rows, train=False, **common)
@@ -404,7 +407,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                "preset": store.attrs.get("preset"), "class_names": store.class_names, "num_classes": num_classes,
                "in_channels": train_set.channels, "num_persons": train_set.persons,
                "store_attrs": {k: store.attrs[k] for k in SAMPLE_ATTRS if k in store.attrs},
-               "model_kwargs": cfg.model_kwargs, "validation": val_source, "train_samples": len(train_set),
+               "model_kwargs": cfg.model_kwargs, "validation": val_source, "val_fraction": cfg.val_fraction,
+               "train_samples": len(train_set),
                "world_size": ctx.world, "device": str(device), "amp": str(dtype).replace("torch.", "") if dtype else "off"}
         start_epoch, best, history = 0, (-1.0, -math.inf), []
         last = out / "last.pt"
