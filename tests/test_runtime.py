@@ -147,3 +147,48 @@ def test_cli_flushes_before_blas_threads_start(run):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "max 0.0"
+
+
+def denormal_census(model: torch.nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Denormal entries in the parameters, buffers and every module's inputs and output of one eval forward."""
+    tiny = torch.finfo(torch.float32).tiny
+
+    def count(t) -> int:
+        return int(((t != 0) & (t.abs() < tiny)).sum()) if isinstance(t, torch.Tensor) and t.is_floating_point() \
+            else 0
+
+    found = {name: count(t) for name, t in [*model.named_parameters(), *model.named_buffers()]}
+
+    def hook(name):
+        return lambda module, inputs, output: found.update(
+            {name: found.get(name, 0) + sum(map(count, inputs)) + count(output)})
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    with torch.no_grad():
+        model.eval()(x)
+    for h in handles:
+        h.remove()
+    return {k: v for k, v in found.items() if v}
+
+
+@pytest.mark.parametrize("arch", ["dgstgcn", "dualhead", "msg3d", "stgcn", "stgcnpp"])
+def test_trained_models_compute_no_denormals_in_eval_mode(arch, denormals_kept):
+    """The source side: after a few SGD steps on clips where half the samples have no second person (zeros, as in
+    NTU), no parameter, BatchNorm statistic or activation of an eval forward is denormal."""
+    from trainer.models import build_model
+
+    torch.manual_seed(0)
+    kw = {"num_gcn_scales": 4, "num_g3d_scales": 2} if arch in ("dualhead", "msg3d") else {}
+    model = build_model(arch, num_classes=5, **kw)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        x = torch.randn(4, 2, 16, 25, 3, generator=g)
+        x[::2, 1] = 0
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model.train()(x), torch.arange(4) % 5).backward()
+        optimizer.step()
+    assert denormal_census(model, x) == {}
+    name, last = list(model.named_parameters())[-1]
+    last.data.view(-1)[0] = 1e-39  # the census sees a planted denormal
+    assert denormal_census(model, x)[name] == 1

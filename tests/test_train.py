@@ -73,6 +73,7 @@ def test_a_training_set_smaller_than_the_batch_trains(store, tmp_path):
     assert summary[1].startswith("  data      xview, modality j, 60 classes;") and "1 iterations per epoch" in \
         summary[5] and f"learning rate {0.1 * n / 128:g} (base 0.1 x batch {n} / 128)" in summary[5]
     assert "parameters" in summary[3] and "thread(s)" in summary[4] and "pyskl configs/stgcn" in summary[7]
+    assert "\r" not in result.output and "batch/s" not in result.output  # no bars when output is not a terminal
     quiet = CliRunner().invoke(main, ["train", "--arch", "stgcn", "--store", str(store), "--split", "xview", "-o",
                                       str(tmp_path / "quiet"), "--epochs", "1", "--clip-len", "8", "--workers", "0",
                                       "-q"])
