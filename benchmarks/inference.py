@@ -8,7 +8,8 @@ Each model first trains ``--steps`` SGD steps on clips where half the samples ha
 so that BatchNorm statistics, attention gates and graph residuals hold trained values rather than their init.
 Then, interleaved over ``--repeats`` rounds (the median is reported): a training step (forward + backward, train
 mode) and an eval forward (``no_grad``, eval mode), in samples/s. MKL's threads keep the floating-point mode they
-start with, so each denormal mode runs in its own child process. Printed ratios, all measured in the same run:
+start with, so each denormal mode runs in child processes of its own, alternating with the other mode for
+``--rounds`` rounds (medians over rounds). Printed ratios, all measured in the same run:
 
 - ``eval/train``: eval forward against the same model's training step (goal: at least 1.5);
 - ``GMAC/s × base``: eval throughput in multiply-accumulates per second against the plain conv stack of
@@ -104,6 +105,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=2, help="steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="child processes per denormal mode, alternating")
     parser.add_argument("--child", choices=["flush", "kept"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -113,14 +115,16 @@ def main() -> None:
 
     print(f"CPU, {args.threads} threads; torch {torch.__version__}; batch {args.batch} × {PERSONS} persons, "
           f"T = {args.frames}, V = {JOINTS}; {args.steps} SGD steps first; median of {args.repeats} × {args.iters}")
-    results = {}
-    for mode in ("flush", "kept"):
-        cmd = [sys.executable, __file__, "--child", mode] + [f"--{k}={getattr(args, k)}" for k in
-                                                              ("models", "batch", "frames", "steps", "iters",
-                                                               "repeats", "threads")]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
-    flush, kept = results["flush"], results["kept"]
+    runs: dict[str, list[dict]] = {"flush": [], "kept": []}
+    for _ in range(args.rounds):  # the modes alternate, so that drift in the machine's load hits both alike
+        for mode in runs:
+            cmd = [sys.executable, __file__, "--child", mode] + [f"--{k}={getattr(args, k)}" for k in
+                                                                  ("models", "batch", "frames", "steps", "iters",
+                                                                   "repeats", "threads")]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    flush, kept = ({name: {kind: statistics.median(r[name][kind] for r in rounds) for kind in ("train", "eval")}
+                    for name in rounds[0]} for rounds in (runs["flush"], runs["kept"]))
     sys.path.insert(0, os.path.dirname(__file__))
     from models import gmac
 

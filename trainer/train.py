@@ -7,9 +7,10 @@ per-class accuracy for long-tailed data, ties going to the lower validation loss
 matplotlib is installed.
 
 Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded share of the train
-part held out from training (``RunConfig.val_fraction``, 5 % by default; ``run.json`` says which). Randomness derives from ``(seed, epoch, sample)``: the
-sample order of an epoch is a permutation seeded by ``(seed, epoch)``, and the dataset's clip draws by
-``(seed, epoch, sample)``, so neither the worker count nor a resume changes what the model sees.
+part held out from training (``RunConfig.val_fraction``, 5 % by default; ``run.json`` says which). Randomness
+derives from ``(seed, epoch, sample)``: the sample order of an epoch is a permutation seeded by ``(seed, epoch)``,
+and the dataset's clip draws by ``(seed, epoch, sample)``, so neither the worker count nor a resume changes what the
+model sees.
 """
 from __future__ import annotations
 
