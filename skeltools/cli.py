@@ -533,7 +533,7 @@ def stats(store, output) -> None:
 
 #: The demo's recipe override: short uniform clips and few epochs, so that both streams train, validate and test in
 #: about two minutes on a 2-core CPU (the reference feeds 300 frames for 120 epochs).
-DEMO_RECIPE = dict(epochs=8, batch_size=16, lr=0.05, clip_len=16, sampling="uniform", schedule="cosine",
+DEMO_RECIPE = dict(epochs=6, batch_size=16, lr=0.05, clip_len=16, sampling="uniform", schedule="cosine",
                    milestones="", test_clips=2, clip_fusion="prob")
 #: Share of X-Sub train held out for validation: 40 of the 200 samples (4 per class) instead of the default 5 %.
 DEMO_VAL_FRACTION = 0.2
