@@ -41,8 +41,11 @@ def test_synth_and_demo(tmp_path):
                                   "--arch", "stgcn", "--epochs", "1", "--clip-len", "8", "--batch-size", "4",
                                   "--workers", "1"])
     assert result.exit_code == 0, result.output
-    assert "[2/6] convert: 30 samples" in result.output and "samples     30" in result.output
-    assert "[6/6] ensemble" in result.output and "fused (probs)" in result.output
+    assert "[2/7] convert: 30 samples" in result.output and "samples     30" in result.output
+    steps = [line.split("]")[0] + "]" for line in result.output.splitlines() if line.startswith("[")]
+    assert steps == [f"[{n}/7]" for n in range(1, 8)]
+    assert "(a seeded 20% of xsub_train (" in result.output  # the demo validates on a fifth of the train part
+    assert "[7/7] ensemble" in result.output and "fused (probs)" in result.output
     for stream in ("stgcn_j", "stgcn_b"):
         assert (tmp_path / "demo" / "runs" / stream / "scores.parquet").is_file()
 

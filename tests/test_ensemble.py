@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.ensemble import PRESETS, align, ensemble, fuse, resolve_weights, search_weights
+from trainer.ensemble import PRESETS, align, ensemble, fuse, resolve_weights, search_too_small, search_weights
 from trainer.evaluate import Scores, read_scores, softmax
 
 
@@ -144,6 +144,7 @@ def test_search_gives_noise_no_weight(metric):
     found = search_weights(streams, metric=metric)
     assert found.weights == pytest.approx((0.5, 0.5, 0.0)) and found.score == 1.0
     assert found.candidates == 66  # C(12, 2) points of the 0.1 grid for 3 streams
+    assert found.samples == 200
     assert search_weights([shuffled(s, i) for i, s in enumerate(streams)], metric=metric) == found
     result = ensemble(streams, found.weights)
     assert result.fused.top1 == 1.0 and max(m.top1 for m in result.streams) < 0.65
@@ -163,3 +164,33 @@ def test_search_refuses():
         search_weights(streams, metric="top5")
     with pytest.raises(ValueError, match="lower steps"):
         search_weights(streams, steps=1000, max_candidates=1000)
+
+
+def test_search_size_rule():
+    assert search_too_small(np.repeat(np.arange(10), 10)) is None  # 100 samples, 10 per class
+    assert "only 99 validation samples (a search needs at least 100" in search_too_small(np.arange(99) % 10)
+    skewed = np.r_[np.zeros(120, int), np.ones(4, int), np.full(30, 7)]
+    assert search_too_small(skewed) == "154 validation samples, but 1 of 3 classes have fewer than 5"
+
+
+def test_cli_search_falls_back_to_equal_weights_on_a_small_validation_part(tmp_path):
+    from click.testing import CliRunner
+
+    from skeltools.cli import main
+
+    runs = []
+    for i, (val, test) in enumerate(zip(random_streams(2, n=30, seed=1), random_streams(2, n=50, seed=2))):
+        runs.append(tmp_path / f"run{i}")
+        runs[-1].mkdir()
+        val.write(runs[-1] / "val_scores.parquet")
+        test.write(runs[-1] / "scores.parquet")
+    result = CliRunner().invoke(main, ["ensemble", "--search", *map(str, runs)])
+    assert result.exit_code == 0, result.output
+    assert "warning: only 30 validation samples (a search needs at least 100, and 5 per class): a weight search " \
+           "would fit noise; using equal weights" in result.stderr
+    assert [line.split()[:2] for line in result.stdout.splitlines()[1:3]] == [["run0", "0.500"], ["run1", "0.500"]]
+    for run, s in zip(runs, complementary_streams()[:2]):
+        s.write(run / "val_scores.parquet")
+        s.write(run / "scores.parquet")
+    result = CliRunner().invoke(main, ["ensemble", "--search", *map(str, runs)])
+    assert result.exit_code == 0 and "weights fitted on 200 validation samples: 0.50, 0.50" in result.stdout

@@ -17,7 +17,7 @@ import trainer.train as train_mod
 from skeltools.cli import main
 from trainer.evaluate import read_scores
 from trainer.recipes import resolve_recipe
-from trainer.train import RunConfig, TrainingDiverged, holdout, lr_factor, train
+from trainer.train import RunConfig, TrainingDiverged, fit_batch, holdout, lr_factor, train
 
 FAST = dict(epochs=2, batch_size=4, lr=0.05, clip_len=16, test_clips=2)
 
@@ -48,6 +48,37 @@ def test_holdout_is_seeded_and_disjoint():
     train_rows, val_rows = holdout(rows, 0)
     assert len(val_rows) == 10 and len(train_rows) == 190 and not set(train_rows) & set(val_rows)
     assert (holdout(rows, 0)[1] == val_rows).all() and not (holdout(rows, 1)[1] == val_rows).all()
+
+
+def test_fit_batch_caps_at_the_training_set():
+    recipe = resolve_recipe("stgcn")  # batch 128 at base LR 0.1 for 128
+    assert fit_batch(recipe, 500) == (recipe, None)
+    fitted, notice = fit_batch(recipe, 46)
+    assert fitted.batch_size == 46 and fitted.effective_lr == pytest.approx(0.1 * 46 / 128)
+    assert notice == ("note: 46 training samples do not fill the recipe's batch of 128; training with batches of 46 "
+                      "(learning rate 0.1 -> 0.0359375, scaled with the batch)")
+    explicit, notice = fit_batch(resolve_recipe("stgcn", overrides={"lr": 0.2}), 45, world=2)
+    assert explicit.batch_size == 44 and explicit.effective_lr == 0.2 and "learning rate 0.2 as given" in notice
+
+
+def test_a_training_set_smaller_than_the_batch_trains(store, tmp_path):
+    result = CliRunner().invoke(main, ["train", "--arch", "stgcn", "--store", str(store), "--split", "xview", "-o",
+                                       str(tmp_path / "small"), "--epochs", "1", "--clip-len", "8", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    n = json.loads((tmp_path / "small" / "run.json").read_text())["train_samples"]
+    assert f"note: {n} training samples do not fill the recipe's batch of 128; training with batches of {n}" \
+        in result.output
+    assert json.loads((tmp_path / "small" / "recipe.json").read_text())["batch_size"] == n
+    summary = result.output[result.output.index("training stgcn on"):].splitlines()
+    assert summary[1].startswith("  data      xview, modality j, 60 classes;") and "1 iterations per epoch" in \
+        summary[5] and f"learning rate {0.1 * n / 128:g} (base 0.1 x batch {n} / 128)" in summary[5]
+    assert "parameters" in summary[3] and "thread(s)" in summary[4] and "pyskl configs/stgcn" in summary[7]
+    assert "\r" not in result.output and "batch/s" not in result.output  # no bars when output is not a terminal
+    quiet = CliRunner().invoke(main, ["train", "--arch", "stgcn", "--store", str(store), "--split", "xview", "-o",
+                                      str(tmp_path / "quiet"), "--epochs", "1", "--clip-len", "8", "--workers", "0",
+                                      "-q"])
+    assert quiet.exit_code == 0 and quiet.output.splitlines() == [quiet.output.strip()]
+    assert quiet.output.startswith(f"{tmp_path / 'quiet'}: best validation top-1")
 
 
 def test_train_test_ensemble_end_to_end(store, tmp_path):
@@ -122,8 +153,8 @@ def test_resume_gives_the_same_weights(store, tmp_path, monkeypatch):
     logs = []
     train(run_config(store, tmp_path / "resumed", resume=True), recipe, log=logs.append)
     assert any("resuming" in m and "epoch 2/2" in m for m in logs)
-    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)
-    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
     assert a["epoch"] == b["epoch"] == 2 and calls == [1]
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key

@@ -72,8 +72,10 @@ def reference_predictor(arch: str, weights, attrs: Mapping[str, Any], *, modalit
     from skeltools.modalities import pair_rule, parse_features
     from trainer.models import build_model, load_reference_weights
     from trainer.recipes import resolve_recipe
+    from trainer.runtime import flush_denormals, load_checkpoint
     from trainer.train import pick_device
 
+    flush_denormals()
     dev = pick_device(device)
     channels = pair_rule(attrs).channels * len(parse_features(modality))
     model = build_model(arch, num_classes=len(attrs["class_names"]), layout=layout_from_attrs(attrs),
@@ -81,10 +83,7 @@ def reference_predictor(arch: str, weights, attrs: Mapping[str, Any], *, modalit
     weights = Path(weights)
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no such checkpoint file")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise ValueError(f"{weights}: not a readable torch checkpoint ({exc})") from None
+    state = load_checkpoint(weights)
     try:
         load_reference_weights(model, state)
     except ValueError as exc:
@@ -140,7 +139,7 @@ def _check_store(store, predictor: Predictor) -> None:
 
 
 def predict_store(predictor: Predictor, store, rows=None, *, clips: int | None = None, window: int | None = None,
-                  stride: int | None = None, batch_size: int = 16, log=print) -> Prediction:
+                  stride: int | None = None, batch_size: int = 16, progress: bool = True, log=print) -> Prediction:
     """Probabilities of samples ``rows`` (default: all) of ``store`` (a ``SkeletonStore``, on disk or in memory),
     whole or, with ``window``, per window of ``window`` frames every ``stride`` (default: window // 2)."""
     from skeltools.store import SkeletonStore
@@ -166,7 +165,7 @@ def predict_store(predictor: Predictor, store, rows=None, *, clips: int | None =
     clips = clips_per_sample(predictor.recipe, clips, log)
     dataset = eval_dataset(store, rows, predictor.modality, predictor.recipe, clips, persons=predictor.attrs["persons"])
     _, probs = predict(predictor.model, dataset, device=predictor.device, batch_size=batch_size,
-                       clip_fusion=predictor.recipe.clip_fusion)
+                       clip_fusion=predictor.recipe.clip_fusion, progress=progress)
     return Prediction(sample_ids, bounds, probs)
 
 

@@ -17,6 +17,7 @@ import torch
 
 from trainer.evaluate import aggregate_clips, compute_metrics, plot_confusion, worst_confusions, write_scores
 from trainer.recipes import Recipe
+from trainer.runtime import flush_denormals, load_checkpoint
 
 
 def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
@@ -24,6 +25,7 @@ def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
     from schemas.layouts import layout_from_attrs
     from trainer.models import build_model
 
+    flush_denormals()
     run_dir = Path(run_dir)
     for name in ("run.json", "recipe.json", checkpoint):
         if not (run_dir / name).exists():
@@ -32,8 +34,7 @@ def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
     recipe = Recipe.load(run_dir / "recipe.json")
     model = build_model(run["arch"], num_classes=run["num_classes"], layout=layout_from_attrs(run),
                         in_channels=run["in_channels"], num_persons=run["num_persons"], **run["model_kwargs"])
-    state = torch.load(run_dir / checkpoint, map_location=device, weights_only=False)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(load_checkpoint(run_dir / checkpoint, device, keys=("model",))["model"])
     return run, recipe, model.to(device).eval()
 
 
@@ -58,14 +59,17 @@ def eval_dataset(store, rows, modality: str, recipe: Recipe, clips: int, persons
 
 @torch.no_grad()
 def predict(model, dataset, *, device: torch.device, batch_size: int = 16, clip_fusion: str = "prob",
-            workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+            workers: int = 0, progress: bool = True, desc: str = "predict") -> tuple[np.ndarray, np.ndarray]:
     """(logits, probs), each (N, K) float32, of every sample of ``dataset``; several clips per sample are
-    combined by ``clip_fusion`` (mean of softmax, or of logits)."""
+    combined by ``clip_fusion`` (mean of softmax, or of logits). ``progress``: a bar over the batches on a
+    terminal."""
+    from tqdm import tqdm
+
     from trainer.data import make_loader
 
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=workers)
     outputs = []
-    for clips, _ in loader:
+    for clips, _ in tqdm(loader, desc=desc, unit="batch", leave=False, disable=None if progress else True):
         if clips.ndim == 5:  # one clip per sample: (N, M, T, V, C)
             clips = clips.unsqueeze(1)
         n, c = clips.shape[:2]
@@ -75,10 +79,10 @@ def predict(model, dataset, *, device: torch.device, batch_size: int = 16, clip_
 
 
 def test_run(run_dir, *, store: str | None = None, clips: int | None = None, device: str = "auto",
-             batch_size: int = 16, workers: int = 0, log=print) -> dict[str, Any]:
+             batch_size: int = 16, workers: int = 0, progress: bool = True, log=print) -> dict[str, Any]:
     """Evaluate a run's best checkpoint on its protocol's test part (and validation part); write the results."""
     from skeltools.store import SkeletonStore
-    from trainer.train import holdout, pick_device
+    from trainer.train import VAL_FRACTION, holdout, pick_device
 
     run_dir = Path(run_dir)
     dev = pick_device(device)
@@ -91,7 +95,7 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
     protocol = run["protocol"]
     train_rows = st.rows(f"{protocol}_train")
     val_rows = (st.rows(f"{protocol}_val") if f"{protocol}_val" in st.split_columns
-                else holdout(train_rows, recipe.seed)[1])
+                else holdout(train_rows, recipe.seed, run.get("val_fraction", VAL_FRACTION))[1])
     meta = {"architecture": run["arch"], "modality": run["modality"], "protocol": protocol, "clips": clips,
             "clip_fusion": recipe.clip_fusion, "sampling": recipe.sampling, "clip_len": recipe.clip_len,
             "recipe": recipe.to_dict(), "class_names": run["class_names"], "store": str(Path(store_path).resolve()),
@@ -101,7 +105,7 @@ def test_run(run_dir, *, store: str | None = None, clips: int | None = None, dev
                                       ("val", val_rows, 1, "val_scores.parquet")):
         dataset = eval_dataset(st, rows, run["modality"], recipe, n_clips)
         logits, probs = predict(model, dataset, device=dev, batch_size=batch_size, clip_fusion=recipe.clip_fusion,
-                                workers=workers)
+                                workers=workers, progress=progress, desc=f"{part} ({n_clips} clip(s) per sample)")
         write_scores(run_dir / name, dataset.sample_ids, dataset.labels, logits, probs=probs,
                      metadata=meta | {"part": part, "clips": n_clips})
         results[part] = compute_metrics(probs if recipe.clip_fusion == "prob" else logits, dataset.labels)

@@ -6,10 +6,11 @@ to resume), ``best.pt`` (the weights of the epoch with the best validation ``rec
 per-class accuracy for long-tailed data, ties going to the lower validation loss) and ``curves.png`` when
 matplotlib is installed.
 
-Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded 5 % of the train
-part held out from training (``run.json`` says which). Randomness derives from ``(seed, epoch, sample)``: the
-sample order of an epoch is a permutation seeded by ``(seed, epoch)``, and the dataset's clip draws by
-``(seed, epoch, sample)``, so neither the worker count nor a resume changes what the model sees.
+Validation uses the protocol's ``{protocol}_val`` column when the store has one, else a seeded share of the train
+part held out from training (``RunConfig.val_fraction``, 5 % by default; ``run.json`` says which). Randomness
+derives from ``(seed, epoch, sample)``: the sample order of an epoch is a permutation seeded by ``(seed, epoch)``,
+and the dataset's clip draws by ``(seed, epoch, sample)``, so neither the worker count nor a resume changes what the
+model sees.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,11 @@ from torch import nn
 from schemas.layouts import layout_attrs
 from schemas.store import SAMPLE_ATTRS
 from trainer.recipes import Recipe
+from trainer.runtime import flush_denormals, load_checkpoint
 
 VAL_FRACTION = 0.05
+#: What ``last.pt`` holds for ``--resume``: tensors and plain values only (it is read with weights_only=True).
+RESUME_KEYS = ("model", "optimizer", "scheduler", "scaler", "rng", "epoch", "best", "history", "recipe")
 
 
 class TrainingDiverged(RuntimeError):
@@ -54,6 +58,8 @@ class RunConfig:
     workers: int = 2
     resume: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True  # a progress bar per epoch and validation pass (shown only on a terminal)
+    val_fraction: float = VAL_FRACTION  # of the train part held out when the store has no {protocol}_val part
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -73,11 +79,26 @@ def lr_factor(recipe: Recipe, iteration: int, iters_per_epoch: int) -> float:
 
 def holdout(rows: np.ndarray, seed: int, fraction: float = VAL_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """Split train rows into (train, validation): a seeded ``fraction`` (at least one sample) held out."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be between 0 and 1, not {fraction}")
     rng = np.random.default_rng([seed, 0xBA1])
     n_val = max(1, int(round(len(rows) * fraction)))
     picked = np.zeros(len(rows), bool)
     picked[rng.choice(len(rows), n_val, replace=False)] = True
     return rows[~picked], rows[picked]
+
+
+def fit_batch(recipe: Recipe, train_samples: int, world: int = 1) -> tuple[Recipe, str | None]:
+    """The recipe for a training set of ``train_samples``: unchanged when it fills one batch, else with the batch cut
+    to the largest multiple of ``world`` that fits (the learning rate follows the recipe's linear scaling unless it
+    was given explicitly), and a one-line notice saying so."""
+    if train_samples >= recipe.batch_size or train_samples < world:
+        return recipe, None
+    fitted = replace(recipe, batch_size=train_samples // world * world)
+    lr = (f"learning rate {fitted.effective_lr:g} as given" if recipe.lr is not None else
+          f"learning rate {recipe.effective_lr:g} -> {fitted.effective_lr:g}, scaled with the batch")
+    return fitted, (f"note: {train_samples} training samples do not fill the recipe's batch of {recipe.batch_size}; "
+                    f"training with batches of {fitted.batch_size} ({lr})")
 
 
 def pick_device(name: str) -> torch.device:
@@ -237,8 +258,8 @@ def build_datasets(cfg: RunConfig, recipe: Recipe, store) -> tuple[Any, Any, str
     if f"{cfg.protocol}_val" in store.split_columns:
         val_rows, val_source = store.rows(f"{cfg.protocol}_val"), f"{cfg.protocol}_val"
     else:
-        train_rows, val_rows = holdout(train_rows, recipe.seed)
-        val_source = f"a seeded {VAL_FRACTION:.0%} of {cfg.protocol}_train ({len(val_rows)} samples), held out"
+        train_rows, val_rows = holdout(train_rows, recipe.seed, cfg.val_fraction)
+        val_source = f"a seeded {cfg.val_fraction:.0%} of {cfg.protocol}_train ({len(val_rows)} samples), held out"
     augment = Augment(rot_theta=recipe.rotation) if store.attrs["coords"] == "xyz" else Augment()
     train = SkeletonDataset(store, rows=train_rows, train=True, augment=augment, **common)
     val = SkeletonDataset(store, rows=val_rows, train=False, **common)
@@ -257,8 +278,10 @@ def _samplers(train_set, val_set, ctx: Dist, seed: int):
 
 
 def run_epoch(model, loader, criterion, device, *, heads_mu, num_classes: int, optimizer=None, scheduler=None,
-              scaler=None, autocast_dtype=None, ctx: Dist = Dist(), desc: str = "") -> dict[str, float]:
+              scaler=None, autocast_dtype=None, ctx: Dist = Dist(), desc: str = "",
+              progress: bool = True) -> dict[str, float]:
     """One pass over ``loader``: trains when ``optimizer`` is given, else evaluates. Sums are reduced over ranks.
+    With ``progress``, rank 0 shows a bar (batches, ETA, running loss) on a terminal.
 
     Returns loss, top-1, mean per-class accuracy (over the classes present) and the sample count."""
     from tqdm import tqdm
@@ -270,7 +293,8 @@ def run_epoch(model, loader, criterion, device, *, heads_mu, num_classes: int, o
     seen = torch.zeros(num_classes, dtype=torch.float64, device=device)
     autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext())
     with torch.set_grad_enabled(training):
-        for clips, labels in tqdm(loader, desc=desc, leave=False, disable=None if ctx.main else True, unit="batch"):
+        bar = tqdm(loader, desc=desc, leave=False, disable=None if ctx.main and progress else True, unit="batch")
+        for clips, labels in bar:
             clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             with autocast:
                 loss, logits = compute_loss(model, clips, labels, criterion, heads_mu)
@@ -293,6 +317,7 @@ def run_epoch(model, loader, criterion, device, *, heads_mu, num_classes: int, o
             count += len(labels)
             hits += torch.bincount(labels[right], minlength=num_classes)[:num_classes]
             seen += torch.bincount(labels, minlength=num_classes)[:num_classes]
+            bar.set_postfix(loss=f"{loss_sum / count:.4f}", refresh=False)
     loss_sum, correct, count, *per_class = all_sum([loss_sum, correct, count, *hits.tolist(), *seen.tolist()], ctx,
                                                    device)
     if count and not math.isfinite(loss_sum):
@@ -303,6 +328,30 @@ def run_epoch(model, loader, criterion, device, *, heads_mu, num_classes: int, o
             "samples": int(count)}
 
 
+def run_summary(run: dict[str, Any], recipe: Recipe, model: nn.Module, iters: int, val_samples: int) -> str:
+    """The screen ``train`` starts with: data, model, device, batch and learning rate, recipe."""
+    params = sum(p.numel() for p in model.parameters())
+    lr = (f"{recipe.effective_lr:g} (given)" if recipe.lr is not None else
+          f"{recipe.effective_lr:g} (base {recipe.base_lr:g} x batch {recipe.batch_size} / "
+          f"{recipe.reference_batch_size})")
+    schedule = recipe.schedule + (f" at epochs {','.join(map(str, recipe.milestones))}" if recipe.milestones else "")
+    lines = [
+        f"training {run['arch']} on {run['store']}",
+        f"  data      {run['protocol']}, modality {run['modality']}, {run['num_classes']} classes; "
+        f"{run['train_samples']} training and {val_samples} validation samples",
+        f"  val       {run['validation']}",
+        f"  model     {run['arch']}, {params:,} parameters, {run['in_channels']} input channels, "
+        f"{run['num_persons']} person slots",
+        f"  device    {run['device']} x {run['world_size']} process(es), {torch.get_num_threads()} thread(s) each, "
+        f"AMP {run['amp']}",
+        f"  batch     {recipe.batch_size} ({iters} iterations per epoch), learning rate {lr}, {schedule}, "
+        f"{recipe.epochs} epochs",
+        f"  clips     {recipe.sampling} sampling of {recipe.clip_len} frames, {recipe.test_clips} test clip(s)",
+        f"  recipe    {recipe.source} (all fields in recipe.json)",
+    ]
+    return "\n".join(lines)
+
+
 def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
     """Train ``cfg.arch`` with ``recipe``; returns the run summary (also in ``run.json``)."""
     from skeltools.store import SkeletonStore
@@ -310,6 +359,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
     from trainer.losses import build_loss
     from trainer.models import build_model
 
+    flush_denormals()
     ctx = init_distributed(cfg.device)
     try:
         device = pick_device(f"cuda:{ctx.local_rank}" if cfg.device in ("auto", "cuda") and torch.cuda.is_available()
@@ -317,9 +367,12 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         out = Path(cfg.out_dir)
         store = SkeletonStore.open(cfg.store)
         train_set, val_set, val_source = build_datasets(cfg, recipe, store)
-        if train_set.plan.derived and ctx.rank == 0:
+        if train_set.plan.derived and ctx.main:
             log(f"note: {', '.join(train_set.plan.derived)} not in {store.path.name}: computed from the stored "
                 f"arrays for every clip (`skeltools modalities {store.path}` stores it once)")
+        recipe, notice = fit_batch(recipe, len(train_set), ctx.world)
+        if notice and ctx.main:
+            log(notice)
         num_classes = len(store.class_names)
         torch.manual_seed(recipe.seed)
         model = build_model(cfg.arch, num_classes=num_classes, layout=store.layout,
@@ -343,7 +396,7 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         val_loader = make_loader(val_set, batch, shuffle=False, sampler=val_sampler, num_workers=cfg.workers)
         iters = len(train_loader)
         if iters == 0:
-            raise ValueError(f"{len(train_set)} training samples give no full batch of {batch}; lower --batch-size")
+            raise ValueError(f"{len(train_set)} training samples cannot feed {ctx.world} processes")
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.effective_lr, momentum=recipe.momentum,
                                     weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(recipe, it, iters))
@@ -358,12 +411,13 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                "preset": store.attrs.get("preset"), "class_names": store.class_names, "num_classes": num_classes,
                "in_channels": train_set.channels, "num_persons": train_set.persons,
                "store_attrs": {k: store.attrs[k] for k in SAMPLE_ATTRS if k in store.attrs},
-               "model_kwargs": cfg.model_kwargs, "validation": val_source, "train_samples": len(train_set),
+               "model_kwargs": cfg.model_kwargs, "validation": val_source, "val_fraction": cfg.val_fraction,
+               "train_samples": len(train_set),
                "world_size": ctx.world, "device": str(device), "amp": str(dtype).replace("torch.", "") if dtype else "off"}
         start_epoch, best, history = 0, (-1.0, -math.inf), []
         last = out / "last.pt"
         if cfg.resume and last.exists():
-            state = torch.load(last, map_location=device, weights_only=False)
+            state = load_checkpoint(last, device, keys=RESUME_KEYS)
             if state["recipe"] != recipe.to_dict():
                 raise ValueError(f"{last} was written with another recipe; resume with the same options")
             model.load_state_dict(state["model"])
@@ -380,6 +434,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                 raise FileExistsError(f"{out} already holds a run; use --resume to continue it or another -o")
             recipe.save(out / "recipe.json")
             (out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
+        if ctx.main:
+            log(run_summary(run, recipe, model, iters, len(val_set)))
 
         for epoch in range(start_epoch, recipe.epochs):
             t0 = time.perf_counter()
@@ -389,10 +445,10 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
             tr = run_epoch(net, train_loader, criterion, device, heads_mu=heads_mu, num_classes=num_classes,
                            optimizer=optimizer,
                            scheduler=scheduler, scaler=scaler, autocast_dtype=dtype, ctx=ctx,
-                           desc=f"epoch {epoch + 1}/{recipe.epochs}")
+                           desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=cfg.progress)
             sync_buffers(model, ctx)
             va = run_epoch(evaluator, val_loader, criterion, device, heads_mu=heads_mu, num_classes=num_classes,
-                           autocast_dtype=dtype, ctx=ctx, desc="validation")
+                           autocast_dtype=dtype, ctx=ctx, desc="validation", progress=cfg.progress)
             history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": tr["loss"],
                             "train_top1": tr["top1"], "val_loss": va["loss"], "val_top1": va["top1"],
                             "val_mean_class": va["mean_class"], "seconds": round(time.perf_counter() - t0, 2)})
