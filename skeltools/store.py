@@ -182,6 +182,7 @@ class SkeletonStore:
     _group: Any = field(repr=False)
     _arrays: dict[str, Any] = field(default_factory=dict, repr=False)
     _loaded: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _readers: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path) -> "SkeletonStore":
@@ -277,7 +278,20 @@ class SkeletonStore:
         if not -n <= i < n:
             raise IndexError(f"sample {i} out of range for a store of {n} samples")
         i %= n
+        reader = self.reader(modality) if modality not in self._loaded else None
+        if reader is not None:
+            return reader.read(int(self.offsets[i]), int(self.offsets[i + 1]))
         return np.asarray(self.array(modality)[self.offsets[i]:self.offsets[i + 1]])
+
+    def reader(self, modality: str = "joint"):
+        """A ``skeltools.shardread.ShardReader`` of a stored array (direct chunk reads with a small cache of
+        decoded chunks), or None when the array's layout is not the one it reads (zarr reads it then)."""
+        if modality not in self._readers:
+            from skeltools.shardread import ShardReader
+
+            self.array(modality)  # a clear error for an absent modality
+            self._readers[modality] = ShardReader.open(self.path / modality)
+        return self._readers[modality]
 
     def rows(self, split: str | None = None) -> np.ndarray:
         """Sample positions of a split column (``xsub_train``, ...); all samples for None."""
