@@ -6,7 +6,9 @@ array (bone motion from a stored bone array, else from the joints).
 
 Writing (``write_modalities``): the new arrays are built in a hidden sibling work directory
 (``.NAME.modalities/``), with the joint array's shape, chunks and shards, one whole shard per task (motion reads
-one frame past the shard end). Only when every shard is written is each array directory renamed into the
+one frame past the shard end), tasks on ``workers`` threads (the serial kernels, zstd, crc32c and file I/O all
+release the GIL: no process pool to start; one shard at a time runs the parallel kernels instead). Joint shards
+are read by ``skeltools.shardread`` and the new ones encoded by ``skeltools.shards`` (zarr's bytes). Only when every shard is written is each array directory renamed into the
 store; an older copy is renamed out first and deleted after. A zarr v3 array is a self-contained directory and
 the group's metadata does not list its members, so the store stays valid and openable at every moment: an
 interrupted run leaves it exactly as it was, and rerunning starts the work afresh.
@@ -172,7 +174,7 @@ def write_modalities(path, features: Sequence[str] = DERIVED, *, overwrite: bool
     import zarr
 
     from skeltools import __version__
-    from skeltools.convert import _Executor
+    from skeltools.convert import _progress
     from skeltools.store import SkeletonStore, create_frame_array, shard_ranges
 
     t_start = time.perf_counter()
@@ -196,12 +198,11 @@ def write_modalities(path, features: Sequence[str] = DERIVED, *, overwrite: bool
         create_frame_array(group, name, joint.shape, shard_frames, joint.chunks[0])
     workers = max(1, workers or os.cpu_count() or 1)
     ranges = shard_ranges(joint.shape[0], shard_frames)
-    parallel = workers == 1 or len(ranges) == 1  # inline: threads; in a pool: one serial process per shard
+    parallel = workers == 1 or len(ranges) == 1  # one shard at a time: parallel kernels; else a thread per shard
     tasks = [(str(path), str(work), s, e, tuple(todo), rule, kernels.last_frames(store.offsets, s, e), parallel)
              for s, e in ranges]
     log(f"{path}: writing {', '.join(todo)} over {len(tasks)} shard(s) on {min(workers, len(tasks))} worker(s)")
-    with _Executor(workers, progress) as executor:
-        cpu = sum(executor.map(write_shard, tasks, "modalities"))
+    cpu = sum(_progress(_thread_map(write_shard, tasks, workers), len(tasks), "modalities", progress))
 
     for name in todo:
         rule_text = _RULES[name] + ("; " + _SCORE_RULE if store.attrs["coords"] == "xyc" else "")
@@ -210,6 +211,21 @@ def write_modalities(path, features: Sequence[str] = DERIVED, *, overwrite: bool
         _swap_in(work / name, path / name, work / f"{name}.old")
     shutil.rmtree(work, ignore_errors=True)
     return summary | {"seconds": time.perf_counter() - t_start, "cpu_seconds": cpu, "shards": len(tasks)}
+
+
+def _thread_map(func, tasks: list, threads: int):
+    """``func(task)`` for every task, in order, on up to ``threads`` threads (inline for one). On an error or an
+    interrupt the tasks not yet started are cancelled; the running ones finish."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if threads <= 1 or len(tasks) <= 1:
+        yield from map(func, tasks)
+        return
+    pool = ThreadPoolExecutor(min(threads, len(tasks)))
+    try:
+        yield from pool.map(func, tasks)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _swap_in(built: Path, target: Path, old: Path) -> None:

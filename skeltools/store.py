@@ -171,6 +171,56 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+_LITTLE_ZSTD = ("bytes", "zstd")
+
+
+@dataclass(frozen=True)
+class ArrayMeta:
+    """A stored array's metadata, read from its ``zarr.json``: ``chunks`` are the inner chunks of a sharded array
+    (zarr's ``Array.chunks``), ``shards`` None when unsharded."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    codecs: tuple[str, ...]  # codec names, outermost first
+
+    @classmethod
+    def read(cls, path: Path) -> "ArrayMeta | None":
+        """The metadata of the array at ``path``; None when there is none."""
+        try:
+            meta = json.loads((path / "zarr.json").read_text())
+        except FileNotFoundError:
+            return None
+        if meta.get("node_type") != "array":
+            return None
+        grid, codecs = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), meta["codecs"]
+        names = tuple(c["name"] for c in codecs)
+        if names and names[0] == "sharding_indexed":
+            return cls(tuple(meta["shape"]), meta["data_type"], tuple(codecs[0]["configuration"]["chunk_shape"]),
+                       grid, names)
+        little = all(c.get("configuration", {}).get("endian", "little") == "little" for c in codecs)
+        return cls(tuple(meta["shape"]), meta["data_type"], grid, None, names if little else ("big-endian",))
+
+
+def _read_offsets(path: Path, meta: ArrayMeta) -> np.ndarray:
+    """The int64 offsets array: its (bytes, zstd) chunks decoded directly, any other encoding through zarr."""
+    if meta.codecs != _LITTLE_ZSTD or meta.dtype != "int64" or len(meta.shape) != 1:
+        import zarr
+
+        return zarr.open_array(str(path), mode="r")[:]
+    from numcodecs import Zstd
+
+    size, chunk = meta.shape[0], meta.chunks[0]
+    parts = []
+    for i in range(-(-size // chunk)):
+        try:
+            parts.append(np.frombuffer(Zstd().decode((path / "c" / str(i)).read_bytes()), "<i8"))
+        except FileNotFoundError:  # zarr writes no chunk whose values all equal the fill value 0
+            parts.append(np.zeros(chunk, np.int64))
+    return np.concatenate(parts)[:size].astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 @dataclass
 class SkeletonStore:
     """Read-only view of a finished store."""
@@ -179,15 +229,16 @@ class SkeletonStore:
     attrs: dict[str, Any]
     offsets: np.ndarray
     index: Any  # pyarrow.Table
-    _group: Any = field(repr=False)
+    _meta: dict[str, "ArrayMeta"] = field(default_factory=dict, repr=False)
     _arrays: dict[str, Any] = field(default_factory=dict, repr=False)
     _loaded: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _readers: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, path) -> "SkeletonStore":
+        """Open and check a store. Metadata and offsets are read without zarr (``skeltools info`` stays light);
+        zarr opens an array on its first ``array()`` call."""
         import pyarrow.parquet as pq
-        import zarr
 
         path = Path(path)
         if not (path / "zarr.json").is_file():
@@ -196,19 +247,20 @@ class SkeletonStore:
             raise StoreError(f"{path}: not a skeltools store, no zarr.json{hint}")
         if not (path / "index.parquet").is_file():
             raise StoreError(f"{path}: index.parquet is missing; the store is incomplete")
-        group = zarr.open_group(str(path), mode="r")
-        index = pq.read_table(path / "index.parquet")
-        arrays = {name: group[name] for name in schema.ARRAYS if name in group}
+        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+        index = pq.ParquetFile(path / "index.parquet").read()
+        metas = {name: ArrayMeta.read(path / name) for name in schema.ARRAYS}
+        metas = {name: meta for name, meta in metas.items() if meta is not None}
         problems = schema.validate(
-            dict(group.attrs),
-            {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()},
+            attrs,
+            {name: (m.shape, m.dtype) for name, m in metas.items()},
             {f.name: str(f.type) for f in index.schema},
             index.num_rows,
         )
         if problems:
             raise StoreError(f"{path}: does not follow store schema {schema.SCHEMA_VERSION}: " + "; ".join(problems))
-        offsets = arrays.pop("offsets")[:]
-        return cls(path, dict(group.attrs), offsets, index, group, arrays)
+        offsets = _read_offsets(path / "offsets", metas.pop("offsets"))
+        return cls(path, attrs, offsets, index, metas)
 
     @classmethod
     def from_samples(cls, samples, sample_ids, attrs: dict[str, Any], labels=None,
@@ -225,7 +277,7 @@ class SkeletonStore:
         labels = [-1] * len(samples) if labels is None else list(labels)
         index = pa.table({"sample_id": pa.array(list(sample_ids), pa.string()), "label": pa.array(labels, pa.int16()),
                           "length": pa.array(np.diff(offsets), pa.int32())})
-        return cls(Path(name), dict(attrs), offsets, index, None, {}, {"joint": joint})
+        return cls(Path(name), dict(attrs), offsets, index, {}, {}, {"joint": joint})
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -235,7 +287,7 @@ class SkeletonStore:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return tuple(name for name in schema.MODALITIES if name in self._arrays or name in self._loaded)
+        return tuple(name for name in schema.MODALITIES if name in self._meta or name in self._loaded)
 
     @property
     def layout(self):
@@ -267,10 +319,19 @@ class SkeletonStore:
         """The whole (F, M, V, C) array of a modality: numpy after ``load()``, else the zarr array."""
         if modality in self._loaded:
             return self._loaded[modality]
+        self.meta(modality)  # a clear error for an absent modality
         if modality not in self._arrays:
+            import zarr
+
+            self._arrays[modality] = zarr.open_array(str(self.path / modality), mode="r")
+        return self._arrays[modality]
+
+    def meta(self, modality: str = "joint") -> "ArrayMeta":
+        """Shape, dtype, chunks and shards of a stored array (from its metadata; no zarr)."""
+        if modality not in self._meta:
             raise StoreError(f"{self.path}: no {modality!r} array (present: {', '.join(self.modalities)}; "
                              f"run `skeltools modalities {self.path}`)")
-        return self._arrays[modality]
+        return self._meta[modality]
 
     def read(self, i: int, modality: str = "joint") -> np.ndarray:
         """Sample ``i`` as (T, M, V, C) float32."""
@@ -289,7 +350,7 @@ class SkeletonStore:
         if modality not in self._readers:
             from skeltools.shardread import ShardReader
 
-            self.array(modality)  # a clear error for an absent modality
+            self.meta(modality)  # a clear error for an absent modality
             self._readers[modality] = ShardReader.open(self.path / modality)
         return self._readers[modality]
 
