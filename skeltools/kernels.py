@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from skeltools import jit  # noqa: F401  (picks numba's cache folder before the kernels are defined)
+
 BONE = 1    # op bit: pair each joint with its parent
 MOTION = 2  # op bit: pair each frame with the next one
 _BLOCK_ROWS = 4096  # rows per parallel task: large enough to stream, small enough to balance two threads

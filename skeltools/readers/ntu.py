@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from skeltools import jit
+
 
 @dataclass(frozen=True)
 class SkeletonFile:
@@ -362,8 +364,10 @@ def _token_at(buf: np.ndarray, pos: int) -> str:
 
 def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFile:
     """Parse the bytes of one ``.skeleton`` file; raise SkeletonParseError naming the line on bad input."""
-    if not isinstance(buf, np.ndarray):
-        buf = np.frombuffer(buf, dtype=np.uint8)
+    buf = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.view()
+    buf.flags.writeable = False  # one compiled signature (read-only uint8) for bytes and file arrays alike
+    if not _parse_bytes.overloads:
+        jit.ready(_parse_bytes, lambda: _parse_bytes(buf[:0]))
     (status, item, line, bad, detail, f, b, j, num_frames, nb,
      bodies_per_frame, body_id, frame_of, slot, xyz) = _parse_bytes(buf)
     if status == _OK:

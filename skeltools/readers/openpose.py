@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
+from skeltools import jit  # noqa: F401  (picks numba's cache folder before the kernels are defined)
+
 from skeltools.readers import jsonscan, smallfiles
 
 POSE_KEYS = ("pose_keypoints_2d", "pose_keypoints")  # the second is the key before OpenPose 1.2 (Feb 2018)
