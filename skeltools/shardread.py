@@ -59,6 +59,17 @@ class ShardReader:
     def __len__(self) -> int:
         return self.layout.shape[0]
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.layout.shape
+
+    def __getitem__(self, frames: slice) -> np.ndarray:
+        """``reader[start:stop]``: frames as ``read`` gives them (a step is not supported)."""
+        start, stop, step = frames.indices(len(self))
+        if step != 1:
+            raise ValueError("ShardReader reads contiguous frames only")
+        return self.read(start, stop)
+
     def read(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
         """Frames ``[start, stop)`` (clipped to the array) as float32 ``(stop - start, M, V, C)``."""
         start, stop = max(0, start), min(stop, len(self))

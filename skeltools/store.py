@@ -339,14 +339,16 @@ class SkeletonStore:
         if not -n <= i < n:
             raise IndexError(f"sample {i} out of range for a store of {n} samples")
         i %= n
-        reader = self.reader(modality) if modality not in self._loaded else None
+        reader = self.reader(modality)
         if reader is not None:
             return reader.read(int(self.offsets[i]), int(self.offsets[i + 1]))
         return np.asarray(self.array(modality)[self.offsets[i]:self.offsets[i + 1]])
 
     def reader(self, modality: str = "joint"):
         """A ``skeltools.shardread.ShardReader`` of a stored array (direct chunk reads with a small cache of
-        decoded chunks), or None when the array's layout is not the one it reads (zarr reads it then)."""
+        decoded chunks); None when the array is in RAM (``load()``) or its layout is not the one it reads."""
+        if modality in self._loaded:
+            return None
         if modality not in self._readers:
             from skeltools.shardread import ShardReader
 
