@@ -7,9 +7,10 @@ temp directory. A read-only install (site-packages owned by root, a container im
 kernels across runs instead of failing or compiling every time. ``NUMBA_CACHE_DIR`` set by the user always wins.
 The choice goes into the environment, so worker processes use the same folder.
 
-``ready(kernel, warm)``: a kernel's first use in a process. When the cache holds it, ``warm`` just loads it;
-otherwise one process at a time compiles it (a file lock in the cache folder: parallel workers wait for the
-first and then load its result instead of all compiling the same code), after one line on stderr saying so.
+``call(kernel, *args)``: how the entry points call their kernels. On a kernel's first use in a process it is
+loaded from the cache when there, else one process at a time compiles it (a file lock in the cache folder:
+parallel workers wait for the first and then load its result instead of all compiling the same code), after one
+line on stderr saying so. Kernels compile on first use, so a command compiles only the kernels it runs.
 """
 from __future__ import annotations
 
@@ -69,14 +70,11 @@ def is_cached(kernel) -> bool:
     return bool(kernel.overloads) or bool(kernel._cache._cache_file._load_index())
 
 
-def ready(kernel, warm: Callable[[], object], notice: Callable[[str], None] | None = None) -> None:
-    """Make ``kernel`` usable in this process by calling ``warm`` (a call with the argument types real calls use):
-    a cache load, or a compile under a lock shared by every process using this cache, announced once."""
-    if kernel.overloads:
-        return
-    if is_cached(kernel):
-        warm()
-        return
+def call(kernel, *args, notice: Callable[[str], None] | None = None):
+    """``kernel(*args)``. On the kernel's first use in this process: loaded from the cache, or compiled under a lock
+    shared by every process using this cache (the others wait, then load its result), announced in one line."""
+    if kernel.overloads or is_cached(kernel):
+        return kernel(*args)
     import fcntl
 
     lock_path = Path(kernel._cache._cache_path) / f".{kernel.py_func.__name__}.compile.lock"
@@ -84,7 +82,7 @@ def ready(kernel, warm: Callable[[], object], notice: Callable[[str], None] | No
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process compiling it: wait, then load its result
         if not is_cached(kernel):
             (notice or _stderr)(NOTICE)
-        warm()
+        return kernel(*args)
 
 
 def _stderr(line: str) -> None:

@@ -8,8 +8,9 @@ Writing (``write_modalities``): the new arrays are built in a hidden sibling wor
 (``.NAME.modalities/``), with the joint array's shape, chunks and shards, one whole shard per task (motion reads
 one frame past the shard end), tasks on ``workers`` threads (the serial kernels, zstd, crc32c and file I/O all
 release the GIL: no process pool to start; one shard at a time runs the parallel kernels instead). Joint shards
-are read by ``skeltools.shardread`` and the new ones encoded by ``skeltools.shards`` (zarr's bytes). Only when every shard is written is each array directory renamed into the
-store; an older copy is renamed out first and deleted after. A zarr v3 array is a self-contained directory and
+are read by ``skeltools.shardread`` and the new ones encoded by ``skeltools.shards`` (zarr's bytes). Only when
+every shard is written is each array directory renamed into the store; an older copy is renamed out first and
+deleted after. A zarr v3 array is a self-contained directory and
 the group's metadata does not list its members, so the store stays valid and openable at every moment: an
 interrupted run leaves it exactly as it was, and rerunning starts the work afresh.
 """

@@ -46,8 +46,8 @@ from skeltools import jit
 print("folder", jit.configure_cache([sys.argv[1]]))
 sys.path.insert(0, sys.argv[1])
 import kern
-jit.ready(kern.add_one, lambda: kern.add_one(1), notice=lambda line: print("notice", line))
-print("value", kern.add_one(41), "hits", sum(kern.add_one.stats.cache_hits.values()))
+first = jit.call(kern.add_one, 41, notice=lambda line: print("notice", line))
+print("value", first, kern.add_one(1), "hits", sum(kern.add_one.stats.cache_hits.values()))
 """
 
 
@@ -57,6 +57,6 @@ def test_a_read_only_install_caches_in_the_user_folder(tmp_path):
     runs = [subprocess.run([sys.executable, "-c", _RUN, str(pkg)], env=env, capture_output=True, text=True,
                            check=True).stdout.splitlines() for _ in range(2)]
     folder = str(tmp_path / "xdg" / "skeltools" / "numba")
-    assert runs[0] == [f"folder {folder}", f"notice {jit.NOTICE}", "value 42 hits 0"]  # compiled, announced
-    assert runs[1] == [f"folder {folder}", "value 42 hits 1"]  # loaded from the user folder, silently
+    assert runs[0] == [f"folder {folder}", f"notice {jit.NOTICE}", "value 42 2 hits 0"]  # compiled, announced
+    assert runs[1] == [f"folder {folder}", "value 42 2 hits 1"]  # loaded from the user folder, silently
     assert any(name.endswith(".nbi") for _, _, files in os.walk(folder) for name in files)

@@ -366,10 +366,8 @@ def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFi
     """Parse the bytes of one ``.skeleton`` file; raise SkeletonParseError naming the line on bad input."""
     buf = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.view()
     buf.flags.writeable = False  # one compiled signature (read-only uint8) for bytes and file arrays alike
-    if not _parse_bytes.overloads:
-        jit.ready(_parse_bytes, lambda: _parse_bytes(buf[:0]))
     (status, item, line, bad, detail, f, b, j, num_frames, nb,
-     bodies_per_frame, body_id, frame_of, slot, xyz) = _parse_bytes(buf)
+     bodies_per_frame, body_id, frame_of, slot, xyz) = jit.call(_parse_bytes, buf)
     if status == _OK:
         return SkeletonFile(int(num_frames), bodies_per_frame, body_id, frame_of, slot, xyz)
     where = {
