@@ -41,7 +41,7 @@ class ShardReader:
         self._cache_chunks = max(1, cache_bytes // self._chunk_bytes)
         self._cache_bytes = cache_bytes
         self._chunks: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._indexes: dict[int, np.ndarray] = {}
+        self._indexes: dict[int, tuple[str, np.ndarray]] = {}
         self._zstd = None
 
     @classmethod
@@ -94,10 +94,9 @@ class ShardReader:
         return data
 
     def _decode(self, k: int) -> np.ndarray:
-        per_shard = self.layout.shard_frames // self.layout.chunk_frames
-        shard, inner = divmod(k, per_shard)
-        path = self.layout.shard_path(self.path, shard)
-        offset, length = (int(v) for v in self._index(shard, path)[inner])
+        shard, inner = divmod(k, self.layout.shard_frames // self.layout.chunk_frames)
+        path, index = self._index(shard)
+        offset, length = int(index[inner, 0]), int(index[inner, 1])
         shape = (self.layout.chunk_frames, *self.frame_shape)
         if offset == _MISSING:
             data = np.zeros(shape, np.float32)
@@ -115,9 +114,11 @@ class ShardReader:
         data.flags.writeable = False
         return data
 
-    def _index(self, shard: int, path: Path) -> np.ndarray:
-        index = self._indexes.get(shard)
-        if index is None:
+    def _index(self, shard: int) -> tuple[str, np.ndarray]:
+        """The file of shard ``shard`` and its (chunks, 2) table of (offset, length), read once."""
+        known = self._indexes.get(shard)
+        if known is None:
+            path = str(self.layout.shard_path(self.path, shard))
             chunks = self.layout.shard_frames // self.layout.chunk_frames
             size = chunks * 16 + _CRC
             try:
@@ -132,11 +133,11 @@ class ShardReader:
             ends = index[index[:, 0] != _MISSING].sum(axis=1)
             if len(ends) and ends.max() > file_size - size:
                 raise ShardReadError(f"{path}: the index points past the chunk data ({file_size} bytes)")
-            self._indexes[shard] = index
-        return index
+            known = self._indexes[shard] = (path, index)
+        return known
 
 
-def _pread(path: Path, offset: int, length: int) -> bytes:
+def _pread(path: str, offset: int, length: int) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     try:
         data = os.pread(fd, length, offset)
@@ -147,7 +148,7 @@ def _pread(path: Path, offset: int, length: int) -> bytes:
     return data
 
 
-def _checked(data: bytes, path: Path, what: str) -> bytes:
+def _checked(data: bytes, path: str, what: str) -> bytes:
     """``data`` without its trailing crc32c, which must match (zarr's ``crc32c`` codec: little-endian uint32)."""
     import google_crc32c
 
