@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 _PACKAGE = Path(__file__).resolve().parent
 KERNEL_DIRS = (_PACKAGE, _PACKAGE / "readers")  # the folders of modules that define cached kernels
@@ -70,19 +70,59 @@ def is_cached(kernel) -> bool:
     return bool(kernel.overloads) or bool(kernel._cache._cache_file._load_index())
 
 
-def call(kernel, *args, notice: Callable[[str], None] | None = None):
+def call(kernel, *args, parts: Sequence[tuple] = (), notice: Callable[[str], None] | None = None):
     """``kernel(*args)``. On the kernel's first use in this process: loaded from the cache, or compiled under a lock
-    shared by every process using this cache (the others wait, then load its result), announced in one line."""
+    shared by every process using this cache (the others wait, then load its result), announced in one line.
+
+    ``parts``: ``(callee, signature)`` pairs the kernel calls, costliest first. Before the kernel is compiled, each
+    process takes the parts nobody is compiling yet and compiles them into the cache, so that pool workers starting
+    together split the work; the kernel's own compile then loads them.
+    """
     if kernel.overloads or is_cached(kernel):
         return kernel(*args)
     import fcntl
 
-    lock_path = Path(kernel._cache._cache_path) / f".{kernel.py_func.__name__}.compile.lock"
-    with open(lock_path, "a") as lock:
+    notice_lock = _lock(kernel, "notice")  # held while this call compiles: one process announces
+    try:
+        fcntl.flock(notice_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        announced = False
+    except BlockingIOError:
+        announced = True  # by another process
+    try:
+        return _compile_and_call(kernel, args, parts, notice, announced)
+    finally:
+        notice_lock.close()
+
+
+def _compile_and_call(kernel, args: tuple, parts: Sequence[tuple], notice, announced: bool):
+    import fcntl
+
+    for callee, signature in parts:
+        with _lock(callee) as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another process is compiling it
+            if not is_cached(callee):
+                announced = announced or _announce(notice)
+                callee.compile(signature)
+    with _lock(kernel) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process compiling it: wait, then load its result
-        if not is_cached(kernel):
-            (notice or _stderr)(NOTICE)
+        if not is_cached(kernel) and not announced:
+            _announce(notice)
+        for callee, _ in parts:  # parts another process is still compiling: wait for them rather than redo them
+            with _lock(callee) as part_lock:
+                fcntl.flock(part_lock, fcntl.LOCK_EX)
         return kernel(*args)
+
+
+def _lock(kernel, what: str = "compile"):
+    return open(Path(kernel._cache._cache_path) / f".{kernel.py_func.__name__}.{what}.lock", "a")
+
+
+def _announce(notice: Callable[[str], None] | None) -> bool:
+    (notice or _stderr)(NOTICE)
+    return True
 
 
 def _stderr(line: str) -> None:

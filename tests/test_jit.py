@@ -21,6 +21,10 @@ def _unwritable_package(tmp_path):
         @njit(cache=True)
         def add_one(x):
             return x + 1
+
+        @njit(cache=True)
+        def twice_plus_two(x):
+            return 2 * add_one(x)
     """))
     return pkg
 
@@ -60,3 +64,25 @@ def test_a_read_only_install_caches_in_the_user_folder(tmp_path):
     assert runs[0] == [f"folder {folder}", f"notice {jit.NOTICE}", "value 42 2 hits 0"]  # compiled, announced
     assert runs[1] == [f"folder {folder}", "value 42 2 hits 1"]  # loaded from the user folder, silently
     assert any(name.endswith(".nbi") for _, _, files in os.walk(folder) for name in files)
+
+
+_TOGETHER = """
+import sys
+from numba import types
+from skeltools import jit
+jit.configure_cache([sys.argv[1]])
+sys.path.insert(0, sys.argv[1])
+import kern
+value = jit.call(kern.twice_plus_two, 20, parts=((kern.add_one, (types.int64,)),), notice=lambda l: print("notice"))
+print("value", value, "callee cached", jit.is_cached(kern.add_one))
+"""
+
+
+def test_processes_starting_together_compile_once_and_announce_once(tmp_path):
+    pkg = _unwritable_package(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    procs = [subprocess.Popen([sys.executable, "-c", _TOGETHER, str(pkg)], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    lines = [line for p in procs for line in p.communicate()[0].splitlines()]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(lines) == ["notice", "value 42 callee cached True", "value 42 callee cached True"]
