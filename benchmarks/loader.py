@@ -9,6 +9,8 @@ handed over by torch's shared-memory IPC) with 0 and --workers forkserver worker
 across epochs; their start-up is reported separately), clips/s per worker, and the ratio to the DataLoader's
 own ceiling measured in the same run (a dataset that returns ready-made zero batches of the same shape).
 Recipes: DG-STGCN joint (RandomRot 0.2), and the four streams concatenated (j+b+jm+bm) derived on the fly.
+Lazy reads go through ``skeltools.shardread`` (a chunk read and decoded per miss, a 64 MB cache of decoded chunks
+per process); the last line of each recipe is the lazy / in-RAM ratio of the same run.
 """
 from __future__ import annotations
 
@@ -118,17 +120,23 @@ def main() -> None:
             for workers, (rate, startup) in ceiling.items():
                 print(f"  {'zeros':7s} {f'DataLoader, {workers} worker(s)':24s} {rate:9.0f} "
                       f"{rate / max(1, workers):11.0f} {'':11s} {startup:11.2f}")
+            rates = {}
             for in_memory in (True, False):
                 t0 = time.perf_counter()
                 ds = SkeletonDataset(path, "xsub_train", modality, augment=augment, in_memory=in_memory)
                 where = "RAM" if in_memory else "lazy"
                 load = f"{time.perf_counter() - t0:11.2f}"
-                print(f"  {where:7s} {'dataset alone':24s} {dataset_rate(ds, args.epochs):9.0f} {'':23s} {load}")
+                rates[where, "alone"] = dataset_rate(ds, args.epochs)
+                print(f"  {where:7s} {'dataset alone':24s} {rates[where, 'alone']:9.0f} {'':23s} {load}")
                 for workers in sorted({0, args.workers}):
                     rate, startup = loader_rate(ds, workers, args.epochs, args.batch)
+                    rates[where, workers] = rate
                     ratio = f"{rate / ceiling[workers][0]:11.0%}" if workers else f"{'-':>11s}"
                     print(f"  {where:7s} {f'DataLoader, {workers} worker(s)':24s} {rate:9.0f} "
                           f"{rate / max(1, workers):11.0f} {ratio} {startup:11.2f}")
+            print("  lazy / RAM: " + ", ".join(f"{'dataset alone' if key == 'alone' else f'{key} worker(s)'} "
+                                               f"{rates['lazy', key] / rates['RAM', key]:.2f}"
+                                               for key in ("alone", *sorted({0, args.workers}))))
 
 
 if __name__ == "__main__":

@@ -600,6 +600,8 @@ def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *,
 
     t_start = time.perf_counter()
     run = RunOptions(**run)
+    if run.engine == "local" and count_files(inputs, GROUP_FILES + 1) <= GROUP_FILES:
+        run = replace(run, workers=1)  # one group and one shard at most: in-process, no pool of idle workers
     output = check_output(output, inputs, run)
     with conversion_executor(output, run) as executor:  # a local pool starts while the inputs are listed
         todo, results, spec, options, exclusions = select(executor.workers)
@@ -608,6 +610,19 @@ def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *,
                         lambda n, f: _attrs(spec, options, n, f, __version__), lambda ok: options.index(ok, spec))
         return _process_and_write(executor, todo, results, output, options, exclusions, inputs, target, run=run,
                                   log=log, t_start=t_start)
+
+
+def count_files(inputs: Sequence, limit: int) -> int:
+    """Files under ``inputs`` (files or folders), counted up to ``limit`` at most."""
+    count = 0
+    for root in inputs:
+        if os.path.isfile(root):
+            count += 1
+        for _, _, files in os.walk(root):
+            count += len(files)
+            if count >= limit:
+                return limit
+    return min(count, limit)
 
 
 def check_output(output, inputs: Sequence, run: RunOptions) -> Path:

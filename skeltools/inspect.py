@@ -18,7 +18,7 @@ def describe_store(path) -> str:
     store = SkeletonStore.open(path)
     a = store.attrs
     lengths = store.lengths
-    joint = store.array("joint")
+    joint = store.meta("joint")
     persons = np.bincount(store.index.column("n_persons").to_numpy(), minlength=a["persons"] + 1)
     labels = store.index.column("label").to_numpy()
     lines = [
@@ -34,7 +34,7 @@ def describe_store(path) -> str:
         "persons     " + ", ".join(f"{k}: {n}" for k, n in enumerate(persons) if n),
         f"modalities  {', '.join(store.modalities)}"
         + ("" if len(store.modalities) > 1 else f"  (run `skeltools modalities {store.path}` for bones and motion)"),
-        f"arrays      " + ", ".join(f"{m} {tuple(store.array(m).shape)}" for m in store.modalities)
+        f"arrays      " + ", ".join(f"{m} {store.meta(m).shape}" for m in store.modalities)
         + f"  chunks {joint.chunks[0]} frames, shards {joint.shards[0] if joint.shards else '-'} frames",
     ]
     splits = store.split_columns

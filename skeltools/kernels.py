@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from skeltools import jit  # before the kernels: picks numba's cache folder
+
 BONE = 1    # op bit: pair each joint with its parent
 MOTION = 2  # op bit: pair each frame with the next one
 _BLOCK_ROWS = 4096  # rows per parallel task: large enough to stream, small enough to balance two threads
@@ -124,7 +126,7 @@ def bones(x: np.ndarray, rule: PairRule, out: np.ndarray | None = None, parallel
     f, m, v, c = x.shape
     parent_col, mean_cols = rule.columns()
     kernel = _pairs_parallel if parallel else _pairs_serial
-    kernel(False, x.reshape(f * m, v * c), parent_col, _NO_FLAGS, mean_cols, out.reshape(f * m, v * c))
+    jit.call(kernel, False, x.reshape(f * m, v * c), parent_col, _NO_FLAGS, mean_cols, out.reshape(f * m, v * c))
     return out
 
 
@@ -143,8 +145,8 @@ def motion(x: np.ndarray, last: np.ndarray, rule: PairRule, out: np.ndarray | No
     row = int(np.prod(x.shape[1:]))
     _, mean_cols = rule.columns(x.shape[1])
     kernel = _pairs_parallel if parallel else _pairs_serial
-    kernel(True, x.reshape(len(x), row), _NO_COLUMNS, np.ascontiguousarray(last, np.bool_), mean_cols,
-           out.reshape(frames, row))
+    jit.call(kernel, True, x.reshape(len(x), row), _NO_COLUMNS, np.ascontiguousarray(last, np.bool_), mean_cols,
+             out.reshape(frames, row))
     return out
 
 
@@ -199,7 +201,7 @@ def gather_clip(src: np.ndarray, inds: np.ndarray, op: int, rule: PairRule, out:
     -1 gives a zero frame (zero padding); persons beyond the sample's M are zero (padding), beyond M' dropped.
     ``out`` may be a channel slice of a larger clip (for concatenated modalities).
     """
-    _gather_clip(src, np.asarray(inds, np.int64), op, rule.parents, rule.mean, out)
+    jit.call(_gather_clip, src, np.asarray(inds, np.int64), op, rule.parents, rule.mean, out)
     return out
 
 
@@ -255,5 +257,5 @@ def affine_clip(x: np.ndarray, matrix: np.ndarray, shift: np.ndarray) -> np.ndar
     """
     if x.shape[-1] % 3:
         raise ValueError(f"affine_clip: {x.shape[-1]} channels is not a multiple of 3 (3D coordinates only)")
-    _affine_clip(x, np.asarray(matrix, np.float64), np.asarray(shift, np.float64))
+    jit.call(_affine_clip, x, np.asarray(matrix, np.float64), np.asarray(shift, np.float64))
     return x

@@ -6,8 +6,11 @@ array (bone motion from a stored bone array, else from the joints).
 
 Writing (``write_modalities``): the new arrays are built in a hidden sibling work directory
 (``.NAME.modalities/``), with the joint array's shape, chunks and shards, one whole shard per task (motion reads
-one frame past the shard end). Only when every shard is written is each array directory renamed into the
-store; an older copy is renamed out first and deleted after. A zarr v3 array is a self-contained directory and
+one frame past the shard end), tasks on ``workers`` threads (the serial kernels, zstd, crc32c and file I/O all
+release the GIL: no process pool to start; one shard at a time runs the parallel kernels instead). Joint shards
+are read by ``skeltools.shardread`` and the new ones encoded by ``skeltools.shards`` (zarr's bytes). Only when
+every shard is written is each array directory renamed into the store; an older copy is renamed out first and
+deleted after. A zarr v3 array is a self-contained directory and
 the group's metadata does not list its members, so the store stays valid and openable at every moment: an
 interrupted run leaves it exactly as it was, and rerunning starts the work afresh.
 """
@@ -151,16 +154,20 @@ def compute_block(joint: np.ndarray, last: np.ndarray, features: Collection[str]
 
 def write_shard(task: tuple) -> float:
     """Compute and write frames [start, stop) of each feature; the task owns those whole shards."""
+    from skeltools.shardread import ShardReader, read_frames
     from skeltools.store import write_frames
-    import zarr
 
     store_path, work_path, start, stop, features, rule, last, parallel = task
     t0 = time.perf_counter()
-    joint = zarr.open_array(str(Path(store_path) / "joint"), mode="r")
-    block = np.ascontiguousarray(joint[start:min(stop + 1, joint.shape[0])])
-    with zarr.config.set({"codec_pipeline.batch_size": 64}):  # encodes whole shards about a third faster
-        for name, data in compute_block(block, last, features, rule, parallel).items():
-            write_frames(Path(work_path) / name, start, data)
+    joint_path = Path(store_path) / "joint"
+    joint = ShardReader.open(joint_path, cache_bytes=0)
+    if joint is None:
+        import zarr
+
+        joint = zarr.open_array(str(joint_path), mode="r")
+    block = read_frames(joint, start, stop + 1)  # one frame past the end: motion's next frame
+    for name, data in compute_block(block, last, features, rule, parallel).items():
+        write_frames(Path(work_path) / name, start, data)  # whole shards: skeltools.shards' direct encoder
     return time.perf_counter() - t0
 
 
@@ -182,7 +189,7 @@ def _write_modalities(path, features: Sequence[str], overwrite: bool, workers: i
     import zarr
 
     from skeltools import __version__
-    from skeltools.convert import _Executor
+    from skeltools.convert import _progress
     from skeltools.store import SkeletonStore, create_frame_array, seal_array, shard_ranges
 
     t_start = time.perf_counter()
@@ -206,12 +213,11 @@ def _write_modalities(path, features: Sequence[str], overwrite: bool, workers: i
         create_frame_array(group, name, joint.shape, shard_frames, joint.chunks[0])
     workers = max(1, workers or os.cpu_count() or 1)
     ranges = shard_ranges(joint.shape[0], shard_frames)
-    parallel = workers == 1 or len(ranges) == 1  # inline: threads; in a pool: one serial process per shard
+    parallel = workers == 1 or len(ranges) == 1  # one shard at a time: parallel kernels; else a thread per shard
     tasks = [(str(path), str(work), s, e, tuple(todo), rule, kernels.last_frames(store.offsets, s, e), parallel)
              for s, e in ranges]
     log(f"{path}: writing {', '.join(todo)} over {len(tasks)} shard(s) on {min(workers, len(tasks))} worker(s)")
-    with _Executor(workers, progress) as executor:
-        cpu = sum(executor.map(write_shard, tasks, "modalities"))
+    cpu = sum(_progress(_thread_map(write_shard, tasks, workers), len(tasks), "modalities", progress))
 
     for name in todo:
         rule_text = _RULES[name] + ("; " + _SCORE_RULE if store.attrs["coords"] == "xyc" else "")
@@ -221,6 +227,21 @@ def _write_modalities(path, features: Sequence[str], overwrite: bool, workers: i
         _swap_in(work / name, path / name, work / f"{name}.old")
     shutil.rmtree(work, ignore_errors=True)
     return summary | {"seconds": time.perf_counter() - t_start, "cpu_seconds": cpu, "shards": len(tasks)}
+
+
+def _thread_map(func, tasks: list, threads: int):
+    """``func(task)`` for every task, in order, on up to ``threads`` threads (inline for one). On an error or an
+    interrupt the tasks not yet started are cancelled; the running ones finish."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if threads <= 1 or len(tasks) <= 1:
+        yield from map(func, tasks)
+        return
+    pool = ThreadPoolExecutor(min(threads, len(tasks)))
+    try:
+        yield from pool.map(func, tasks)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _swap_in(built: Path, target: Path, old: Path) -> None:

@@ -315,6 +315,63 @@ def _json_default(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+_LITTLE_ZSTD = ("bytes", "zstd")
+
+
+@dataclass(frozen=True)
+class ArrayMeta:
+    """A stored array's metadata, read from its ``zarr.json``: ``chunks`` are the inner chunks of a sharded array
+    (zarr's ``Array.chunks``), ``shards`` None when unsharded."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    codecs: tuple[str, ...]  # codec names, outermost first
+
+    @classmethod
+    def read(cls, path: Path) -> "ArrayMeta | None":
+        """The metadata of the array at ``path``; None when there is none."""
+        try:
+            meta = json.loads((path / "zarr.json").read_text())
+        except FileNotFoundError:
+            return None
+        if meta.get("node_type") != "array":
+            return None
+        grid, codecs = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), meta["codecs"]
+        names = tuple(c["name"] for c in codecs)
+        if names and names[0] == "sharding_indexed":
+            return cls(tuple(meta["shape"]), meta["data_type"], tuple(codecs[0]["configuration"]["chunk_shape"]),
+                       grid, names)
+        little = all(c.get("configuration", {}).get("endian", "little") == "little" for c in codecs)
+        return cls(tuple(meta["shape"]), meta["data_type"], grid, None, names if little else ("big-endian",))
+
+
+def _recorded_shards(array_path: Path) -> dict[str, int] | None:
+    """The shard files (key -> size) recorded in an array's attrs at publish; None for stores written before."""
+    meta = json.loads((array_path / "zarr.json").read_text())
+    shards = meta.get("attributes", {}).get(schema.SHARDS_ATTR)
+    return shards if isinstance(shards, dict) else None
+
+
+def _read_offsets(path: Path, meta: ArrayMeta) -> np.ndarray:
+    """The int64 offsets array: its (bytes, zstd) chunks decoded directly, any other encoding through zarr."""
+    if meta.codecs != _LITTLE_ZSTD or meta.dtype != "int64" or len(meta.shape) != 1:
+        import zarr
+
+        return zarr.open_array(str(path), mode="r")[:]
+    from numcodecs import Zstd
+
+    size, chunk = meta.shape[0], meta.chunks[0]
+    parts = []
+    for i in range(-(-size // chunk)):
+        try:
+            parts.append(np.frombuffer(Zstd().decode((path / "c" / str(i)).read_bytes()), "<i8"))
+        except FileNotFoundError:  # zarr writes no chunk whose values all equal the fill value 0
+            parts.append(np.zeros(chunk, np.int64))
+    return np.concatenate(parts)[:size].astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
 @dataclass
 class SkeletonStore:
     """Read-only view of a finished store."""
@@ -323,16 +380,17 @@ class SkeletonStore:
     attrs: dict[str, Any]
     offsets: np.ndarray
     index: Any  # pyarrow.Table
-    _group: Any = field(repr=False)
+    _meta: dict[str, "ArrayMeta"] = field(default_factory=dict, repr=False)
     _arrays: dict[str, Any] = field(default_factory=dict, repr=False)
     _loaded: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _readers: dict[str, Any] = field(default_factory=dict, repr=False)
+    _shards: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)  # shard files recorded at publish
 
     @classmethod
     def open(cls, path) -> "SkeletonStore":
+        """Open and check a store. Metadata and offsets are read without zarr (``skeltools info`` stays light);
+        zarr opens an array on its first ``array()`` call."""
         import pyarrow.parquet as pq
-        import zarr
-
-        from skeltools.sealed_store import SealedLocalStore
 
         path = Path(path)
         if not (path / "zarr.json").is_file():
@@ -341,28 +399,27 @@ class SkeletonStore:
             raise StoreError(f"{path}: not a skeltools store, no zarr.json{hint}")
         if not (path / "index.parquet").is_file():
             raise StoreError(f"{path}: index.parquet is missing; the store is incomplete")
-        files = SealedLocalStore(str(path), read_only=True)
-        group = zarr.open_group(store=files, mode="r")
-        index = pq.read_table(path / "index.parquet")
-        arrays = {name: group[name] for name in schema.ARRAYS if name in group}
-        recorded = {name: a.attrs.get(schema.SHARDS_ATTR) for name, a in arrays.items()}
+        attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+        index = pq.ParquetFile(path / "index.parquet").read()
+        metas = {name: ArrayMeta.read(path / name) for name in schema.ARRAYS}
+        metas = {name: meta for name, meta in metas.items() if meta is not None}
+        recorded = {name: _recorded_shards(path / name) for name in metas}
         recorded = {name: shards for name, shards in recorded.items() if isinstance(shards, dict)}
         damaged = [p for name, expected in recorded.items() for p in shard_problems(path, name, expected)]
         if damaged:
             more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
             raise StoreError(f"{path}: {len(damaged)} shard file(s) differ from the published store: "
                              f"{'; '.join(damaged[:3])}{more}; run `skeltools validate {path}`")
-        files.expected = frozenset(f"{name}/{key}" for name, keys in recorded.items() for key in keys)
         problems = schema.validate(
-            dict(group.attrs),
-            {name: (tuple(a.shape), str(a.dtype)) for name, a in arrays.items()},
+            attrs,
+            {name: (m.shape, m.dtype) for name, m in metas.items()},
             {f.name: str(f.type) for f in index.schema},
             index.num_rows,
         )
         if problems:
             raise StoreError(f"{path}: does not follow store schema {schema.SCHEMA_VERSION}: " + "; ".join(problems))
-        offsets = arrays.pop("offsets")[:]
-        return cls(path, dict(group.attrs), offsets, index, group, arrays)
+        offsets = _read_offsets(path / "offsets", metas.pop("offsets"))
+        return cls(path, attrs, offsets, index, metas, _shards=recorded)
 
     @classmethod
     def from_samples(cls, samples, sample_ids, attrs: dict[str, Any], labels=None,
@@ -379,7 +436,7 @@ class SkeletonStore:
         labels = [-1] * len(samples) if labels is None else list(labels)
         index = pa.table({"sample_id": pa.array(list(sample_ids), pa.string()), "label": pa.array(labels, pa.int16()),
                           "length": pa.array(np.diff(offsets), pa.int32())})
-        return cls(Path(name), dict(attrs), offsets, index, None, {}, {"joint": joint})
+        return cls(Path(name), dict(attrs), offsets, index, {}, {}, {"joint": joint})
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -389,7 +446,7 @@ class SkeletonStore:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        return tuple(name for name in schema.MODALITIES if name in self._arrays or name in self._loaded)
+        return tuple(name for name in schema.MODALITIES if name in self._meta or name in self._loaded)
 
     @property
     def layout(self):
@@ -428,10 +485,23 @@ class SkeletonStore:
         """The whole (F, M, V, C) array of a modality: numpy after ``load()``, else the zarr array."""
         if modality in self._loaded:
             return self._loaded[modality]
+        self.meta(modality)  # a clear error for an absent modality
         if modality not in self._arrays:
+            import zarr
+
+            from skeltools.sealed_store import SealedLocalStore
+
+            files = SealedLocalStore(str(self.path), read_only=True)
+            files.expected = frozenset(f"{modality}/{key}" for key in self._shards.get(modality, {}))
+            self._arrays[modality] = zarr.open_array(store=files, path=modality, mode="r")
+        return self._arrays[modality]
+
+    def meta(self, modality: str = "joint") -> "ArrayMeta":
+        """Shape, dtype, chunks and shards of a stored array (from its metadata; no zarr)."""
+        if modality not in self._meta:
             raise StoreError(f"{self.path}: no {modality!r} array (present: {', '.join(self.modalities)}; "
                              f"run `skeltools modalities {self.path}`)")
-        return self._arrays[modality]
+        return self._meta[modality]
 
     def read(self, i: int, modality: str = "joint") -> np.ndarray:
         """Sample ``i`` as (T, M, V, C) float32."""
@@ -439,7 +509,25 @@ class SkeletonStore:
         if not -n <= i < n:
             raise IndexError(f"sample {i} out of range for a store of {n} samples")
         i %= n
+        reader = self.reader(modality)
+        if reader is not None:
+            return reader.read(int(self.offsets[i]), int(self.offsets[i + 1]))
         return np.asarray(self.array(modality)[self.offsets[i]:self.offsets[i + 1]])
+
+    def reader(self, modality: str = "joint"):
+        """A ``skeltools.shardread.ShardReader`` of a stored array (direct chunk reads with a small cache of
+        decoded chunks); None when the array is in RAM (``load()``) or its layout is not the one it reads."""
+        if modality in self._loaded:
+            return None
+        if modality not in self._readers:
+            from skeltools.shardread import ShardReader
+
+            self.meta(modality)  # a clear error for an absent modality
+            recorded = self._shards.get(modality)
+            self._readers[modality] = ShardReader.open(
+                self.path / modality,
+                recorded=None if recorded is None else frozenset(int(k.split("/")[1]) for k in recorded))
+        return self._readers[modality]
 
     def rows(self, split: str | None = None) -> np.ndarray:
         """Sample positions of a split column (``xsub_train``, ...); all samples for None."""

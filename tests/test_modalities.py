@@ -164,3 +164,30 @@ def test_cli_modalities_and_info(tmp_path):
     assert "bone_motion (254, 2, 25, 3)" in info
     result = runner.invoke(main, ["modalities", str(tmp_path / "s.zarr"), "--feats", "b,x"])
     assert result.exit_code == 1 and "unknown modality 'x'" in result.output and "Traceback" not in result.output
+
+
+
+def _shard_bytes(path):
+    return {p.relative_to(path): p.read_bytes() for p in sorted((path / "c").rglob("*")) if p.is_file()}
+
+
+def test_shard_files_are_zarrs_bytes_whatever_the_thread_count(tmp_path):
+    """Direct reads + the direct encoder write the files zarr writes for the same values, on 1 or 3 threads."""
+    import zarr
+
+    from skeltools.store import create_frame_array
+
+    written = {}
+    for threads in (1, 3):
+        frames, offsets = random_store(tmp_path / f"{threads}.zarr", LENGTHS)
+        write_modalities(tmp_path / f"{threads}.zarr", workers=threads, progress=False)
+        written[threads] = tmp_path / f"{threads}.zarr"
+    bone = numpy_bones(frames, LAYOUTS["ntu25"].bone_parents, False)
+    expect = {"bone": bone, "joint_motion": numpy_motion(frames, offsets, False),
+              "bone_motion": numpy_motion(bone, offsets, False)}
+    group = zarr.open_group(str(tmp_path / "plain.zarr"), mode="w-")
+    for name, values in expect.items():
+        create_frame_array(group, name, values.shape, 64, 16)[:] = values
+        theirs = _shard_bytes(tmp_path / "plain.zarr" / name)
+        assert len(theirs) == 4
+        assert _shard_bytes(written[1] / name) == theirs and _shard_bytes(written[3] / name) == theirs, name

@@ -16,9 +16,10 @@ Randomness comes from ``numpy.random.default_rng((seed, epoch, sample))`` in tra
 never change a draw, and test clips are the same in every run (pyskl reseeds with 255 per sample instead).
 
 Data lives in RAM (POSIX shared memory, which DataLoader workers attach to instead of copying; the default when
-it fits) or is read lazily per sample. ``make_loader`` builds whole batches in persistent forkserver workers
-(a process that ran a numba parallel kernel must not fork workers that run one; the clip kernels here are
-serial anyway), each batch request carrying the epoch.
+it fits) or is read lazily per sample (``SkeletonStore.read``: whole chunks straight from the shard files,
+``skeltools.shardread``, with a small cache of decoded chunks per process). ``make_loader`` builds whole batches
+in persistent forkserver workers (a process that ran a numba parallel kernel must not fork workers that run one;
+the clip kernels here are serial anyway), each batch request carrying the epoch.
 """
 from __future__ import annotations
 
@@ -189,17 +190,15 @@ class SkeletonDataset:
         self._shared = self._load(store) if in_memory else None
 
     def _load(self, store) -> dict[str, SharedArray]:
-        """Every source array of this split's samples, back to back in shared memory."""
-        import zarr
-
+        """Every source array of this split's samples, back to back in shared memory (chunks read directly by
+        ``skeltools.shardread`` where the layout allows, else through zarr)."""
         self._offsets = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
         shared = {}
-        with zarr.config.set({"codec_pipeline.batch_size": 64}):  # faster whole-shard decoding
-            for name in self.plan.sources:
-                src = store.array(name)
-                shared[name] = SharedArray((int(self._offsets[-1]), *src.shape[1:]))
-                for sample, start in zip(read_samples(src, store.offsets, self.rows), self._offsets):
-                    shared[name].array[start:start + len(sample)] = sample
+        for name in self.plan.sources:
+            src = store.reader(name) or store.array(name)
+            shared[name] = SharedArray((int(self._offsets[-1]), *src.shape[1:]))
+            for sample, start in zip(read_samples(src, store.offsets, self.rows), self._offsets):
+                shared[name].array[start:start + len(sample)] = sample
         return shared
 
     @property

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from skeltools import jit  # noqa: F401  (picks numba's cache folder before the kernels are defined)
+
 OBJECT, ARRAY, STRING, NUMBER, LITERAL = 1, 2, 3, 4, 5
 INTEGER, EXACT, ESCAPED = 1, 2, 4  # flags: integer syntax; number value proven; string holds a backslash escape
 MAX_DEPTH = 64

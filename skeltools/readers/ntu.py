@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from skeltools import jit
+
 
 @dataclass(frozen=True)
 class SkeletonFile:
@@ -370,12 +372,20 @@ def _token_at(buf: np.ndarray, pos: int) -> str:
     return repr(bytes(buf[start:end]).decode("latin-1"))
 
 
+def _compile_parts() -> tuple:
+    """The parser's costliest callees with the types ``_parse_bytes`` calls them with (``jit.call``'s ``parts``)."""
+    from numba import types
+
+    buf, i = types.Array(types.uint8, 1, "C", readonly=True), types.int64
+    return ((_parse_float, (buf, i)), (_next_int, (buf, i, i)), (_skip_fields, (buf, i)), (_parse_int, (buf, i)))
+
+
 def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFile:
     """Parse the bytes of one ``.skeleton`` file; raise SkeletonParseError naming the line on bad input."""
-    if not isinstance(buf, np.ndarray):
-        buf = np.frombuffer(buf, dtype=np.uint8)
+    buf = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.view()
+    buf.flags.writeable = False  # one compiled signature (read-only uint8) for bytes and file arrays alike
     (status, item, line, bad, detail, f, b, j, num_frames, nb,
-     bodies_per_frame, body_id, frame_of, slot, xyz) = _parse_bytes(buf)
+     bodies_per_frame, body_id, frame_of, slot, xyz) = jit.call(_parse_bytes, buf, parts=_compile_parts())
     if status == _OK:
         return SkeletonFile(int(num_frames), bodies_per_frame, body_id, frame_of, slot, xyz)
     where = {

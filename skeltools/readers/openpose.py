@@ -17,6 +17,8 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
+
+from skeltools import jit
 from skeltools.readers import jsonscan, smallfiles
 
 POSE_KEYS = ("pose_keypoints_2d", "pose_keypoints")  # the second is the key before OpenPose 1.2 (Feb 2018)
@@ -180,7 +182,7 @@ def read_openpose_video(paths: Sequence, num_joints: int, stats: np.ndarray | No
         fd = smallfiles.CWD if folder is None else smallfiles.open_folder(folder)
         try:
             skip = 0 if fd == smallfiles.CWD else len(os.fsencode(os.path.join(folder, "")))
-            found, counts, points = _frames_from_files(fd, names, starts + skip, num_joints, stats)
+            found, counts, points = jit.call(_frames_from_files, fd, names, starts + skip, num_joints, stats)
         finally:
             smallfiles.close_folder(fd)
         return _with_fallbacks(found, counts, points, num_joints, paths, lambda i: _read_bytes(paths[i]))
@@ -202,7 +204,7 @@ def parse_openpose_frames(raws: Sequence[bytes], num_joints: int, paths: Sequenc
     the errors.
     """
     bounds = np.cumsum([0] + [len(raw) for raw in raws])
-    found, counts, points = _frames_from_bytes(np.frombuffer(b"".join(raws), np.uint8), bounds, num_joints)
+    found, counts, points = jit.call(_frames_from_bytes, np.frombuffer(b"".join(raws), np.uint8), bounds, num_joints)
     return _with_fallbacks(found, counts, points, num_joints, paths, lambda i: raws[i])
 
 
@@ -366,9 +368,9 @@ def read_kinetics_video(path, num_joints: int = 18) -> KineticsVideo:
 def parse_kinetics_video(raw: bytes, num_joints: int = 18, path="<bytes>") -> KineticsVideo:
     """:func:`read_kinetics_video` on a file's bytes; ``path`` names it in errors."""
     buf = np.frombuffer(raw, np.uint8)
-    ok, count, *tape = jsonscan.scan(buf)
+    ok, count, *tape = jit.call(jsonscan.scan, buf)
     if ok:
-        found, index, counts, points, label, name = _kinetics_from_tape(buf, count, *tape, num_joints)
+        found, index, counts, points, label, name = jit.call(_kinetics_from_tape, buf, count, *tape, num_joints)
         if found:
             text = json.loads(raw[label[0]:label[1]]) if label[0] >= 0 else None
             name = json.loads(raw[name[0]:name[1]]) if name[0] >= 0 else None
@@ -573,7 +575,7 @@ def select_stgcn(frames, max_persons: int) -> np.ndarray:
     ``(P, V, 3)`` or :class:`Frames`. -> (T, M, V, 3)
     """
     frames = Frames.of(frames)
-    return _select_stgcn(frames.points, frames.counts, max_persons, STGCN_PERSONS_IN)
+    return jit.call(_select_stgcn, frames.points, frames.counts, max_persons, STGCN_PERSONS_IN)
 
 
 @njit(cache=True, nogil=True)
@@ -708,7 +710,7 @@ def select_tracked(frames, max_persons: int, max_cost: float = 3.0) -> np.ndarra
     -> (T, M, V, 3)
     """
     frames = Frames.of(frames)
-    return _select_tracked(frames.points, frames.counts, max_persons, float(max_cost))
+    return jit.call(_select_tracked, frames.points, frames.counts, max_persons, float(max_cost))
 
 
 @njit(cache=True, nogil=True)

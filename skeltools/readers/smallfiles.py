@@ -20,6 +20,8 @@ from typing import Sequence
 import numpy as np
 from numba import njit, types
 
+from skeltools import jit  # noqa: F401  (picks numba's cache folder before the kernels are defined)
+
 _openat = types.ExternalFunction("openat", types.intc(types.intc, types.voidptr, types.intc))
 _read = types.ExternalFunction("read", types.intp(types.intc, types.voidptr, types.uintp))
 _close = types.ExternalFunction("close", types.intc(types.intc))
