@@ -689,8 +689,16 @@ def _recipe_overrides(values: dict, sets: tuple[str, ...]) -> dict:
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--recipe", "recipe_mode", type=click.Choice(["repo", "paper"]), default="repo", show_default=True,
+              help="The reference repository's configuration, or the values the paper states where they differ.")
+@click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Fine-tune: start from a run directory's best.pt or a checkpoint (ours, or a pyskl / MS-G3D / "
+                   "DualHead state dict); tensors of matching name and shape are loaded (run.json lists them).")
+@click.option("--freeze-backbone", is_flag=True,
+              help="With --init-from: loaded and mapped parameters get no gradient (the classifier and the "
+                   "re-initialised tensors train).")
 def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len, seed, sets, device, amp, compile_,
-          workers, resume) -> None:
+          workers, resume, recipe_mode, init_from, freeze_backbone) -> None:
     """Train a model on a store with its reference recipe (every field overridable).
 
     Launch with torchrun for DDP (gloo on CPU, NCCL on GPUs).
@@ -699,22 +707,49 @@ def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len
     Example:
       skeltools train --arch dgstgcn --store ntu60.zarr --split xsub --modality j -o runs/dgstgcn_j
       torchrun --nproc-per-node 4 -m skeltools.cli train --arch dualhead --store ntu60.zarr -o runs/dh_j
+      skeltools train --arch dgstgcn --store smarthome_cv.zarr --split cv1 -o runs/cv1_j \\
+          --init-from runs/ntu120_xset_j --set backbone_lr_mult=0.1
     """
     from skeltools.store import SkeletonStore
-    from trainer.recipes import resolve_recipe
+    from trainer.recipes import reference_model_kwargs, resolve_recipe
     from trainer.train import RunConfig, train as run_training
 
+    if freeze_backbone and init_from is None:
+        raise click.UsageError("--freeze-backbone needs --init-from")
     st = SkeletonStore.open(store)
     overrides = _recipe_overrides({"epochs": epochs, "batch_size": batch_size, "lr": lr, "clip_len": clip_len,
                                    "seed": seed}, sets)
-    recipe = resolve_recipe(arch, dataset=st.attrs["dataset"], split=f"{protocol}_train", overrides=overrides)
+    recipe = resolve_recipe(arch, dataset=st.attrs["dataset"], split=f"{protocol}_train", overrides=overrides,
+                            mode=recipe_mode)
     cfg = RunConfig(arch=arch, store=str(store), out_dir=str(out), protocol=protocol, modality=modality,
-                    device=device, amp=amp, compile=compile_, workers=workers, resume=resume)
+                    device=device, amp=amp, compile=compile_, workers=workers, resume=resume,
+                    model_kwargs=reference_model_kwargs(arch, st.attrs["dataset"]),
+                    init_from=str(init_from) if init_from else None, freeze_backbone=freeze_backbone)
     summary = run_training(cfg, recipe, log=click.echo)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%}, mean per-class "
                    f"{summary['best_val_mean_class']:.2%} (epoch {summary['best_epoch']}, by {summary['best_metric']}; "
                    f"{summary['validation']})")
+
+
+@main.command("recipes")
+@click.option("--arch", default=None, help="Only this architecture's cells (dgstgcn, dualhead, msg3d, ...).")
+@click.option("--dataset", default=None, help="Only cells of this dataset (a prefix: ntu, ntu120, babel, ...).")
+@click.option("--recipe", "recipe_mode", type=click.Choice(["repo", "paper"]), default="repo", show_default=True)
+def recipes_cmd(arch, dataset, recipe_mode) -> None:
+    """The papers' table cells: streams and fusion, key recipe settings, the paper's numbers, the sources.
+
+    \b
+    Example:
+      skeltools recipes --arch dgstgcn --dataset smarthome
+      skeltools recipes --arch dualhead --recipe paper
+    """
+    from trainer.recipes import recipes_table, select_cells
+
+    cells = select_cells(arch, dataset)
+    if not cells:
+        raise click.ClickException(f"no cell matches --arch {arch} --dataset {dataset}")
+    click.echo(recipes_table(cells, recipe_mode))
 
 
 @main.command("test")
