@@ -752,6 +752,54 @@ def recipes_cmd(arch, dataset, recipe_mode) -> None:
     click.echo(recipes_table(cells, recipe_mode))
 
 
+@main.command("reproduce")
+@click.argument("arch")
+@click.argument("target", metavar="DATASET/SPLIT")
+@click.option("--store", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The cell's dataset (e.g. ntu60.zarr for ntu60/xsub; coco17 HRNet poses for the -hrnet cells).")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the stream runs and results.md / results.json (rerun the same command to resume).")
+@click.option("--recipe", "recipe_mode", type=click.Choice(["repo", "paper"]), default="repo", show_default=True)
+@click.option("--epochs", type=int, default=None, help="Override for every stream (results then say so).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Recipe override for every stream.")
+@click.option("--pretrain-store", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Pre-trained cells: the store each stream is pre-trained on first (e.g. ntu120.zarr).")
+@click.option("--pretrained", multiple=True, metavar="STREAM=RUN_DIR|CHECKPOINT",
+              help="Pre-trained cells: start this stream from a finished run or checkpoint instead.")
+@click.option("--devices", default=None, help="Run streams in parallel, one per device: CUDA indices (0,1,2,3) or cpu.")
+@click.option("--device", default="auto", show_default=True, help="Device of sequential runs: auto, cpu, cuda[:N].")
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes per stream.")
+def reproduce_cmd(arch, target, store, out, recipe_mode, epochs, sets, pretrain_store, pretrained, devices, device,
+                  workers) -> None:
+    """Reproduce a paper's cell: train each stream with the cell's recipe, test, fuse as the paper does, and write
+    OUT/results.md and results.json beside the paper's numbers. `skeltools recipes` lists the cells.
+
+    \b
+    Example:
+      skeltools reproduce dgstgcn ntu60/xsub --store ntu60.zarr -o repro/dg_ntu60_xsub --devices 0,1,2,3
+      skeltools reproduce dgstgcn smarthome_cv/cv1-pretrained --store smarthome_cv.zarr \\
+          --pretrain-store ntu120.zarr -o repro/dg_cv1
+    """
+    from trainer.recipes import find_cell
+    from trainer.reproduce import reproduce
+
+    given = {}
+    for item in pretrained:
+        stream, sep, path = item.partition("=")
+        if not sep or not Path(path).exists():
+            raise click.BadParameter(f"{item!r}: expected STREAM=PATH of an existing run or checkpoint",
+                                     param_hint="--pretrained")
+        given[stream.strip()] = path
+    results = reproduce(find_cell(arch, target), store, out, mode=recipe_mode,
+                        overrides=_recipe_overrides({"epochs": epochs}, sets), pretrain_store=pretrain_store,
+                        pretrained=given, device=device,
+                        devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+                        workers=workers, log=click.echo)
+    click.echo((out / "results.md").read_text())
+    if not results["comparable"]:
+        click.echo("note: this run deviates from the recipe; its numbers are not comparable with the paper's", err=True)
+
+
 @main.command("test")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--store", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,

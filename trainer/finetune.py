@@ -202,8 +202,12 @@ def initialise_from(model: nn.Module, source, *, layout: Layout, class_names=Non
     ckpt = source if isinstance(source, Checkpoint) else read_checkpoint(source, model)
     target = model.state_dict()
     params = dict(model.named_parameters())
-    same_layout = ckpt.layout is None or ckpt.layout.joint_names == layout.joint_names
-    idx = None if same_layout else joint_mapping(ckpt.layout, layout)
+    if ckpt.layout is None:  # a bare checkpoint: its layout differs when a joint-indexed tensor's shape does
+        same_layout = not any(_joint_indexed(k) and k in ckpt.state and ckpt.state[k].shape != v.shape
+                              for k, v in target.items())
+    else:
+        same_layout = ckpt.layout.joint_names == layout.joint_names
+    idx = None if same_layout or ckpt.layout is None else joint_mapping(ckpt.layout, layout)
     classes_differ = (class_names is not None and ckpt.class_names is not None
                       and tuple(class_names) != ckpt.class_names)
     new, loaded, mapped, reinit = {}, [], [], {}
@@ -216,6 +220,8 @@ def initialise_from(model: nn.Module, source, *, layout: Layout, class_names=Non
         elif not same_layout and _joint_indexed(key):
             if key not in params and not key.startswith("data_bn."):
                 reinit[key] = f"the {layout.name} layout's own graph"
+            elif ckpt.layout is None:
+                reinit[key] = "joint-indexed, and the checkpoint does not record its layout"
             elif idx is None:
                 reinit[key] = f"joint-indexed, and no joint mapping {ckpt.layout.name} -> {layout.name}"
             else:
