@@ -85,7 +85,8 @@ def test_reproduce_table_and_rerun_after_a_kill(cs_store, tmp_path):
     assert results["deviations"]["clip_len"] == [16, 200] and "rotation" not in results["deviations"]
     text = (out / "results.md").read_text()
     assert "**This run deviates from the recipe: " in text and "epochs 2 (recipe 150)" in text
-    assert f"| {fused['mean_class']:.2f} | 64.8 mean_class | {fused['difference']['mean_class']:+.2f} mean_class †" in text
+    diff = fused["difference"]["mean_class"]
+    assert f"| {fused['mean_class']:.2f} | 64.8 mean_class | {diff:+.2f} mean_class †" in text
     assert json.loads((out / "results.json").read_text()) == results
 
     # the same command again: nothing to train, the same table (through the CLI)

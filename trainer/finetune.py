@@ -71,7 +71,7 @@ class Checkpoint:
 
 
 def _joint_key(name: str) -> str:
-    """One spelling per joint across conventions: ``ShoulderLeft`` / ``left_shoulder`` / ``LShoulder`` -> ``lshoulder``."""
+    """One spelling per joint: ``ShoulderLeft`` / ``left_shoulder`` / ``LShoulder`` -> ``lshoulder``."""
     name = canonical_joint_name(name)
     for side, prefix in (("Left", "L"), ("Right", "R")):
         if name.endswith(side) and len(name) > len(side):

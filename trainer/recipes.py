@@ -95,7 +95,8 @@ def _dgstgcn(dataset: str, split: str) -> Recipe:
                                    notes=("2D OpenPose poses: no rotation",))
     if dataset.startswith("babel"):
         return dataclasses.replace(
-            recipe, source="DG-STGCN paper 4.4 (BABEL's class-balanced focal loss) + pyskl configs/dgstgcn/ntu60_xsub_3dkp",
+            recipe,
+            source="DG-STGCN paper 4.4 (BABEL's class-balanced focal loss) + pyskl configs/dgstgcn/ntu60_xsub_3dkp",
             loss="focal", best_metric="mean_class", notes=("reported by mean per-class accuracy (Table 6)",))
     if dataset.startswith("smarthome"):
         return dataclasses.replace(
@@ -386,7 +387,8 @@ def _baseline_cells() -> list[Cell]:
                    notes=("the number is the original ST-GCN (Yan et al. 2018, its own recipe); pyskl's recipe "
                           "trains the same network to higher accuracy",))
               for (ds, sp), n in zip(_NTU_3D, stgcn)]
-    for variant, layout, numbers in (("", "ntu25", (92.6, 97.4, 88.6, 90.8)), ("hrnet", "coco17", (93.2, 98.5, 86.4, 90.3))):
+    for variant, layout, numbers in (("", "ntu25", (92.6, 97.4, 88.6, 90.8)),
+                                     ("hrnet", "coco17", (93.2, 98.5, 86.4, 90.3))):
         cells += [Cell("stgcnpp", ds, sp, ("j", "b", "jm", "bm"), _reported("DG-STGCN Table 5", s4=n),
                        f"pyskl configs/stgcn++/stgcn++_{ds}_{sp}_{'hrnet' if variant else '3dkp'}; {quoted}",
                        layout=layout, variant=variant)
@@ -435,6 +437,7 @@ def recipes_table(cells: list[Cell], mode: str = "repo") -> str:
         streams = "+".join(c.streams) + (f" on {c.fuse_on}" if len(c.streams) > 1 else "")
         extra = f", pre-trained: {c.pretrain}" if c.pretrain else ""
         lines.append(f"{c.name}\n  streams {streams}{extra}; metric {c.metric}; layout {c.layout}\n"
-                     f"  recipe ({mode}) {_settings(r)}\n  paper  {'; '.join(map(format_reported, c.reported))}\n  source recipe: {r.source}; cell: {c.source}")
+                     f"  recipe ({mode}) {_settings(r)}\n  paper  {'; '.join(map(format_reported, c.reported))}\n"
+                     f"  source recipe: {r.source}; cell: {c.source}")
         lines.extend(f"  note   {n}" for n in c.notes)
     return "\n".join(lines)

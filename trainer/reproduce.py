@@ -151,12 +151,15 @@ def run_jobs(jobs: list[list[Stage]], out, *, device: str = "auto", devices: lis
                 env["CUDA_VISIBLE_DEVICES"] = token
             spec = logs / f"{job[-1].name}.json"
             spec.write_text(json.dumps([asdict(s) for s in job]))
-            log(f"[{job[-1].name}] running on {'cpu' if token == 'cpu' else f'GPU {token}'}; log: {spec.with_suffix('.log')}")
+            where = "cpu" if token == "cpu" else f"GPU {token}"
+            log(f"[{job[-1].name}] running on {where}; log: {spec.with_suffix('.log')}")
             with open(spec.with_suffix(".log"), "a") as fh:
                 done = subprocess.run([sys.executable, "-m", "trainer.reproduce", str(spec),
                                        "cpu" if token == "cpu" else "cuda", str(workers)], stdout=fh,
                                       stderr=subprocess.STDOUT, env=env)
-            return None if done.returncode == 0 else f"{job[-1].name} (exit {done.returncode}, see {spec.with_suffix('.log')})"
+            if done.returncode:
+                return f"{job[-1].name} (exit {done.returncode}, see {spec.with_suffix('.log')})"
+            return None
         finally:
             free.put(token)
 
