@@ -21,27 +21,7 @@ from trainer.train import RunConfig, train
 TINY = dict(epochs=1, batch_size=4, lr=0.05, clip_len=16, test_clips=1)
 NTU, LCR = get_layout("ntu25"), get_layout("smarthome13")
 QUIET = dict(log=lambda _: None)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def flush_denormals():
-    """Tiny randomly initialised nets produce denormal floats, which slow CPU forwards many times."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
-
-
-@pytest.fixture(scope="module")
-def smarthome_stores(tmp_path_factory):
-    """Synthetic Smarthome clips converted twice: cross-subject (31 classes) and cross-view (19 classes)."""
-    from skeltools.convert_smarthome import convert_smarthome
-    from skeltools.synth_sets import write_smarthome_corpus
-
-    root = tmp_path_factory.mktemp("smarthome")
-    write_smarthome_corpus(root / "raw", 62, seed=2, frames_range=(30, 120))
-    for dataset in ("smarthome", "smarthome_cv"):
-        convert_smarthome([root / "raw"], root / f"{dataset}.zarr", dataset=dataset, workers=1, progress=False)
-    return {"cs": root / "smarthome.zarr", "cv": root / "smarthome_cv.zarr"}
+pytestmark = pytest.mark.usefixtures("flush_denormals")
 
 
 def ntu_store(root, dataset: str):
@@ -120,7 +100,7 @@ def test_bare_reference_checkpoint_and_unsafe_files(tmp_path):
     assert report.reinitialised["blocks.4.tcn.add_coeff"] == ("joint-indexed, and the checkpoint does not record "
                                                              "its layout")
     assert report.reinitialised["fc.weight"] == "classifier: 60 -> 31 classes"
-    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Checkpoint("x", {})))
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(Checkpoint("x", {}), protocol=2))
     with pytest.raises(ValueError, match="evil.pt: not a checkpoint that loads with weights_only=True"):
         initialise_from(dst, tmp_path / "evil.pt", layout=LCR, in_channels=3, **QUIET)
 

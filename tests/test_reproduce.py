@@ -16,32 +16,15 @@ from trainer.recipes import find_cell
 from trainer.reproduce import reproduce
 
 TINY = dict(epochs=2, batch_size=4, lr=0.05, clip_len=16, test_clips=1)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def flush_denormals():
-    """Tiny randomly initialised nets produce denormal floats, which slow CPU forwards many times."""
-    torch.set_flush_denormal(True)
-    yield
-    torch.set_flush_denormal(False)
-
-
-@pytest.fixture(scope="module")
-def cs_store(tmp_path_factory):
-    from skeltools.convert_smarthome import convert_smarthome
-    from skeltools.synth_sets import write_smarthome_corpus
-
-    root = tmp_path_factory.mktemp("repro")
-    write_smarthome_corpus(root / "raw", 62, seed=2, frames_range=(30, 120))
-    convert_smarthome([root / "raw"], root / "cs.zarr", workers=1, progress=False)
-    return root / "cs.zarr"
+pytestmark = pytest.mark.usefixtures("flush_denormals")
 
 
 class Killed(KeyboardInterrupt):
     pass
 
 
-def test_reproduce_table_and_rerun_after_a_kill(cs_store, tmp_path):
+def test_reproduce_table_and_rerun_after_a_kill(smarthome_stores, tmp_path):
+    cs_store = smarthome_stores["cs"]
     cell = find_cell("dgstgcn", "smarthome/cs")
     out = tmp_path / "repro"
 
@@ -111,7 +94,8 @@ def test_reproduce_table_and_rerun_after_a_kill(cs_store, tmp_path):
     assert again["rows"] == results["rows"]
 
 
-def test_reproduce_refuses_the_wrong_store(cs_store, tmp_path):
+def test_reproduce_refuses_the_wrong_store(smarthome_stores, tmp_path):
+    cs_store = smarthome_stores["cs"]
     with pytest.raises(ValueError, match="a smarthome store in layout smarthome13; dgstgcn ntu60/xsub needs "
                                          "dataset ntu60 in layout ntu25"):
         reproduce(find_cell("dgstgcn", "ntu60/xsub"), cs_store, tmp_path / "x", overrides=TINY)
