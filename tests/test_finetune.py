@@ -100,6 +100,11 @@ def test_bare_reference_checkpoint_and_unsafe_files(tmp_path):
     assert report.reinitialised["blocks.4.tcn.add_coeff"] == ("joint-indexed, and the checkpoint does not record "
                                                              "its layout")
     assert report.reinitialised["fc.weight"] == "classifier: 60 -> 31 classes"
+    with pytest.raises(ValueError, match="trained stgcn; it cannot initialise dgstgcn"):
+        initialise_from(dst, Checkpoint("run", {}, arch="stgcn"), layout=LCR, arch="dgstgcn", in_channels=3, **QUIET)
+    with pytest.raises(ValueError, match="no tensor matches this DGSTGCN by name and shape"):
+        initialise_from(dst, Checkpoint("other", {"fc.weight": torch.zeros(31, 7)}), layout=LCR, in_channels=3,
+                        **QUIET)
     (tmp_path / "evil.pt").write_bytes(pickle.dumps(Checkpoint("x", {}), protocol=2))
     with pytest.raises(ValueError, match="evil.pt: not a checkpoint that loads with weights_only=True"):
         initialise_from(dst, tmp_path / "evil.pt", layout=LCR, in_channels=3, **QUIET)
@@ -165,6 +170,8 @@ def test_smarthome_cv1_protocol_pretrained_on_ntu120_xset(smarthome_stores, tmp_
         assert "data_bn.running_var" in run["init_from"]["mapped"] and run["num_classes"] == 19
     assert [r["name"] for r in results["rows"]] == ["j", "b", "2s (j+b 1:1 on probs)"]
     assert results["pretrain"] == "dgstgcn ntu120/xset" and results["rows"][2]["paper"] == {}
+    assert results["deviations"]["pretrain epochs"] == [1, 150] and results["deviations"]["clip_len"] == [16, 200]
+    assert results["init_from"] == {s: str(tmp_path / "repro" / "pretrain" / s) for s in ("j", "b")}
     text = (tmp_path / "repro" / "results.md").read_text()
     assert "pre-trained as dgstgcn ntu120/xset" in text and "| 2s (j+b 1:1 on probs) |" in text
     rows = [np.isfinite([r["top1"], r["top5"], r["mean_class"]]).all() for r in results["rows"]]

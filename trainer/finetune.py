@@ -64,6 +64,7 @@ class Checkpoint:
     state: dict[str, Tensor]
     layout: Layout | None = None
     class_names: tuple[str, ...] | None = None
+    arch: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def read_checkpoint(path, model: nn.Module) -> Checkpoint:
                                         "checkpoint file")
         run = json.loads((path / "run.json").read_text())
         state = _load(path / "best.pt")["model"]
-        return Checkpoint(str(path), dict(state), layout_from_attrs(run), tuple(run["class_names"]))
+        return Checkpoint(str(path), dict(state), layout_from_attrs(run), tuple(run["class_names"]), run["arch"])
     loaded = _load(path)
     state = loaded.get("model", loaded.get("state_dict", loaded))
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
@@ -195,11 +196,14 @@ def _from_reference(state: dict[str, Tensor], model: nn.Module, path: Path) -> d
 
 
 def initialise_from(model: nn.Module, source, *, layout: Layout, class_names=None, in_channels: int,
-                    freeze_backbone: bool = False, log: Callable[[str], None] = print) -> InitReport:
-    """Load ``source`` (a run directory or checkpoint path, or a ``Checkpoint``) into ``model`` in place, as the
-    module docstring says; with ``freeze_backbone`` every loaded or mapped parameter outside the classifier stops
-    taking gradients. Returns (and logs) what happened to each tensor."""
+                    arch: str | None = None, freeze_backbone: bool = False,
+                    log: Callable[[str], None] = print) -> InitReport:
+    """Load ``source`` (a run directory or checkpoint path, or a ``Checkpoint``) into ``model`` (architecture
+    ``arch``) in place, as the module docstring says; with ``freeze_backbone`` every loaded or mapped parameter
+    outside the classifier stops taking gradients. Returns (and logs) what happened to each tensor."""
     ckpt = source if isinstance(source, Checkpoint) else read_checkpoint(source, model)
+    if arch is not None and ckpt.arch is not None and ckpt.arch != arch:
+        raise ValueError(f"{ckpt.path} trained {ckpt.arch}; it cannot initialise {arch}")
     target = model.state_dict()
     params = dict(model.named_parameters())
     if ckpt.layout is None:  # a bare checkpoint: its layout differs when a joint-indexed tensor's shape does
@@ -236,6 +240,9 @@ def initialise_from(model: nn.Module, source, *, layout: Layout, class_names=Non
         else:
             new[key] = src
             loaded.append(key)
+    if not new:
+        raise ValueError(f"{ckpt.path}: no tensor matches this {type(model).__name__} by name and shape (another "
+                         "architecture?)")
     model.load_state_dict(target | new)
     frozen = []
     if freeze_backbone:

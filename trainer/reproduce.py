@@ -193,6 +193,10 @@ def collect(cell: Cell, jobs: list[list[Stage]], mode: str, out) -> dict[str, An
     streams = {job[-1].name: job[-1] for job in jobs}
     recipe = Recipe.from_dict(streams[cell.streams[0]].recipe)
     deviating = deviations(cell, recipe, mode)
+    pre = [job[0] for job in jobs if len(job) > 1]
+    if pre:  # every pre-training run has the same recipe
+        deviating |= {f"pretrain {k}": v for k, v in
+                      deviations(CELLS[cell.pretrain], Recipe.from_dict(pre[0].recipe), mode).items()}
     comparable = not deviating
     by_streams = {r.streams: r for r in cell.reported}
     rows = []
@@ -210,7 +214,8 @@ def collect(cell: Cell, jobs: list[list[Stage]], mode: str, out) -> dict[str, An
     test_samples = json.loads((Path(streams[cell.streams[0]].run_dir) / "test.json").read_text())["num_samples"]
     return {"cell": cell.name, "recipe_mode": mode, "recipe_source": recipe.source, "cell_source": cell.source,
             "metric": cell.metric, "test_samples": test_samples, "deviations": deviating, "comparable": comparable,
-            "pretrain": cell.pretrain, "rows": rows, "paper_numbers": [format_reported(r) for r in cell.reported],
+            "pretrain": cell.pretrain, "init_from": {n: s.init_from for n, s in streams.items() if s.init_from},
+            "rows": rows, "paper_numbers": [format_reported(r) for r in cell.reported],
             "notes": list(cell.notes)}
 
 
@@ -220,7 +225,8 @@ def results_markdown(results: dict[str, Any]) -> str:
              f"Recipe ({results['recipe_mode']}): {results['recipe_source']}. Cell: {results['cell_source']}.",
              f"Reported metric: {results['metric']}. Test samples: {results['test_samples']}."]
     if results["pretrain"]:
-        lines.append(f"Each stream pre-trained as {results['pretrain']} first.")
+        starts = ", ".join(f"{k} from {v}" for k, v in results["init_from"].items())
+        lines.append(f"Each stream pre-trained as {results['pretrain']} first ({starts}).")
     if not results["comparable"]:
         changed = ", ".join(f"{k} {v[0]} (recipe {'-' if v[1] is None else v[1]})"
                             for k, v in results["deviations"].items())

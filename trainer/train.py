@@ -327,7 +327,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         init_report = None
         if cfg.init_from:
             init_report = initialise_from(model, cfg.init_from, layout=store.layout, class_names=store.class_names,
-                                          in_channels=train_set.channels, freeze_backbone=cfg.freeze_backbone,
+                                          in_channels=train_set.channels, arch=cfg.arch,
+                                          freeze_backbone=cfg.freeze_backbone,
                                           log=log if ctx.main else lambda m: None)
         heads_mu = getattr(model, "mu", None) if hasattr(model, "forward_heads") else None
         net: nn.Module = HeadsForward(model) if heads_mu is not None else model
