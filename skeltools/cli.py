@@ -835,8 +835,16 @@ def _recipe_overrides(values: dict, sets: tuple[str, ...]) -> dict:
 @click.option("--val-fraction", type=float, default=0.05, show_default=True,
               help="Share of the train part held out for validation when the store has no {split}_val part.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary, only the result.")
+@click.option("--recipe", "recipe_mode", type=click.Choice(["repo", "paper"]), default="repo", show_default=True,
+              help="The reference repository's configuration, or the values the paper states where they differ.")
+@click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Fine-tune: start from a run directory's best.pt or a checkpoint (ours, or a pyskl / MS-G3D / "
+                   "DualHead state dict); tensors of matching name and shape are loaded (run.json lists them).")
+@click.option("--freeze-backbone", is_flag=True,
+              help="With --init-from: loaded and mapped parameters get no gradient (the classifier and the "
+                   "re-initialised tensors train).")
 def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len, seed, sets, device, amp, compile_,
-          workers, resume, val_fraction, quiet) -> None:
+          workers, resume, val_fraction, quiet, recipe_mode, init_from, freeze_backbone) -> None:
     """Train a model on a store with its reference recipe (every field overridable).
 
     Starts with a summary (data, model, device, batch and learning rate, recipe), then a bar per epoch on a
@@ -848,23 +856,97 @@ def train(arch, store, protocol, modality, out, epochs, batch_size, lr, clip_len
     Example:
       skeltools train --arch dgstgcn --store ntu60.zarr --split xsub --modality j -o runs/dgstgcn_j
       torchrun --nproc-per-node 4 -m skeltools.cli train --arch dualhead --store ntu60.zarr -o runs/dh_j
+      skeltools train --arch dgstgcn --store smarthome_cv.zarr --split cv1 -o runs/cv1_j \\
+          --init-from runs/ntu120_xset_j --set backbone_lr_mult=0.1
     """
     from skeltools.store import SkeletonStore
-    from trainer.recipes import resolve_recipe
+    from trainer.recipes import reference_model_kwargs, resolve_recipe
     from trainer.train import RunConfig, train as run_training
 
+    if freeze_backbone and init_from is None:
+        raise click.UsageError("--freeze-backbone needs --init-from")
     st = SkeletonStore.open(store)
     overrides = _recipe_overrides({"epochs": epochs, "batch_size": batch_size, "lr": lr, "clip_len": clip_len,
                                    "seed": seed}, sets)
-    recipe = resolve_recipe(arch, dataset=st.attrs["dataset"], split=f"{protocol}_train", overrides=overrides)
+    recipe = resolve_recipe(arch, dataset=st.attrs["dataset"], split=f"{protocol}_train", overrides=overrides,
+                            mode=recipe_mode)
     cfg = RunConfig(arch=arch, store=str(store), out_dir=str(out), protocol=protocol, modality=modality,
                     device=device, amp=amp, compile=compile_, workers=workers, resume=resume, progress=not quiet,
-                    val_fraction=val_fraction)
+                    val_fraction=val_fraction, model_kwargs=reference_model_kwargs(arch, st.attrs["dataset"]),
+                    init_from=str(init_from) if init_from else None, freeze_backbone=freeze_backbone)
     summary = run_training(cfg, recipe, log=(lambda m: None) if quiet else click.echo)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"{out}: best validation top-1 {summary['best_val_top1']:.2%}, mean per-class "
                    f"{summary['best_val_mean_class']:.2%} (epoch {summary['best_epoch']}, by {summary['best_metric']}; "
                    f"{summary['validation']})")
+
+
+@main.command("recipes")
+@click.option("--arch", default=None, help="Only this architecture's cells (dgstgcn, dualhead, msg3d, ...).")
+@click.option("--dataset", default=None, help="Only cells of this dataset (a prefix: ntu, ntu120, babel, ...).")
+@click.option("--recipe", "recipe_mode", type=click.Choice(["repo", "paper"]), default="repo", show_default=True)
+def recipes_cmd(arch, dataset, recipe_mode) -> None:
+    """The papers' table cells: streams and fusion, key recipe settings, the paper's numbers, the sources.
+
+    \b
+    Example:
+      skeltools recipes --arch dgstgcn --dataset smarthome
+      skeltools recipes --arch dualhead --recipe paper
+    """
+    from trainer.recipes import recipes_table, select_cells
+
+    cells = select_cells(arch, dataset)
+    if not cells:
+        raise click.ClickException(f"no cell matches --arch {arch} --dataset {dataset}")
+    click.echo(recipes_table(cells, recipe_mode))
+
+
+@main.command("reproduce")
+@click.argument("arch")
+@click.argument("target", metavar="DATASET/SPLIT")
+@click.option("--store", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The cell's dataset (e.g. ntu60.zarr for ntu60/xsub; coco17 HRNet poses for the -hrnet cells).")
+@click.option("-o", "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of the stream runs and results.md / results.json (rerun the same command to resume).")
+@click.option("--recipe", "recipe_mode", type=click.Choice(["repo", "paper"]), default="repo", show_default=True)
+@click.option("--epochs", type=int, default=None, help="Override for every stream (results then say so).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Recipe override for every stream.")
+@click.option("--pretrain-store", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Pre-trained cells: the store each stream is pre-trained on first (e.g. ntu120.zarr).")
+@click.option("--pretrained", multiple=True, metavar="STREAM=RUN_DIR|CHECKPOINT",
+              help="Pre-trained cells: start this stream from a finished run or checkpoint instead.")
+@click.option("--devices", default=None, help="Run streams in parallel, one per device: CUDA indices (0,1,2,3) or cpu.")
+@click.option("--device", default="auto", show_default=True, help="Device of sequential runs: auto, cpu, cuda[:N].")
+@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes per stream.")
+def reproduce_cmd(arch, target, store, out, recipe_mode, epochs, sets, pretrain_store, pretrained, devices, device,
+                  workers) -> None:
+    """Reproduce a paper's cell: train each stream with the cell's recipe, test, fuse as the paper does, and write
+    OUT/results.md and results.json beside the paper's numbers. `skeltools recipes` lists the cells.
+
+    \b
+    Example:
+      skeltools reproduce dgstgcn ntu60/xsub --store ntu60.zarr -o repro/dg_ntu60_xsub --devices 0,1,2,3
+      skeltools reproduce dgstgcn smarthome_cv/cv1-pretrained --store smarthome_cv.zarr \\
+          --pretrain-store ntu120.zarr -o repro/dg_cv1
+    """
+    from trainer.recipes import find_cell
+    from trainer.reproduce import reproduce
+
+    given = {}
+    for item in pretrained:
+        stream, sep, path = item.partition("=")
+        if not sep or not Path(path).exists():
+            raise click.BadParameter(f"{item!r}: expected STREAM=PATH of an existing run or checkpoint",
+                                     param_hint="--pretrained")
+        given[stream.strip()] = path
+    results = reproduce(find_cell(arch, target), store, out, mode=recipe_mode,
+                        overrides=_recipe_overrides({"epochs": epochs}, sets), pretrain_store=pretrain_store,
+                        pretrained=given, device=device,
+                        devices=[d.strip() for d in devices.split(",") if d.strip()] if devices else None,
+                        workers=workers, log=click.echo)
+    click.echo((out / "results.md").read_text())
+    if not results["comparable"]:
+        click.echo("note: this run deviates from the recipe; its numbers are not comparable with the paper's", err=True)
 
 
 @main.command("test")

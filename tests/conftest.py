@@ -98,3 +98,27 @@ def kill_at_group(monkeypatch):
         monkeypatch.setattr(convert_mod, "process_group", original if call is None else dies)
 
     return arm
+
+
+@pytest.fixture(scope="module")
+def flush_denormals():
+    """Tiny randomly initialised nets produce denormal floats, which slow CPU forwards many times."""
+    import torch
+
+    torch.set_flush_denormal(True)
+    yield
+    torch.set_flush_denormal(False)
+
+
+@pytest.fixture(scope="session")
+def smarthome_stores(tmp_path_factory):
+    """Synthetic Smarthome clips (62, 30-120 frames) converted twice: cross-subject ``cs`` (31 classes) and
+    cross-view ``cv`` (19 classes)."""
+    from skeltools.convert_smarthome import convert_smarthome
+    from skeltools.synth_sets import write_smarthome_corpus
+
+    root = tmp_path_factory.mktemp("smarthome")
+    write_smarthome_corpus(root / "raw", 62, seed=2, frames_range=(30, 120))
+    for dataset in ("smarthome", "smarthome_cv"):
+        convert_smarthome([root / "raw"], root / f"{dataset}.zarr", dataset=dataset, workers=1, progress=False)
+    return {"cs": root / "smarthome.zarr", "cv": root / "smarthome_cv.zarr"}

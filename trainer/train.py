@@ -31,6 +31,7 @@ from torch import nn
 
 from schemas.layouts import layout_attrs
 from schemas.store import SAMPLE_ATTRS
+from trainer.finetune import initialise_from, param_groups
 from trainer.recipes import Recipe
 from trainer.runtime import flush_denormals, load_checkpoint
 
@@ -60,6 +61,8 @@ class RunConfig:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     progress: bool = True  # a progress bar per epoch and validation pass (shown only on a terminal)
     val_fraction: float = VAL_FRACTION  # of the train part held out when the store has no {protocol}_val part
+    init_from: str | None = None  # fine-tune: a run directory or checkpoint to start from (trainer.finetune)
+    freeze_backbone: bool = False  # with init_from: loaded and mapped parameters take no gradient
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -377,6 +380,12 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         torch.manual_seed(recipe.seed)
         model = build_model(cfg.arch, num_classes=num_classes, layout=store.layout,
                             in_channels=train_set.channels, num_persons=train_set.persons, **cfg.model_kwargs)
+        init_report = None
+        if cfg.init_from:
+            init_report = initialise_from(model, cfg.init_from, layout=store.layout, class_names=store.class_names,
+                                          in_channels=train_set.channels, arch=cfg.arch,
+                                          freeze_backbone=cfg.freeze_backbone,
+                                          log=log if ctx.main else lambda m: None)
         heads_mu = getattr(model, "mu", None) if hasattr(model, "forward_heads") else None
         net: nn.Module = HeadsForward(model) if heads_mu is not None else model
         net.to(device)
@@ -397,7 +406,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
         iters = len(train_loader)
         if iters == 0:
             raise ValueError(f"{len(train_set)} training samples cannot feed {ctx.world} processes")
-        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.effective_lr, momentum=recipe.momentum,
+        optimizer = torch.optim.SGD(param_groups(model, recipe.effective_lr, recipe.backbone_lr_mult),
+                                    lr=recipe.effective_lr, momentum=recipe.momentum,
                                     weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(recipe, it, iters))
         dtype = amp_dtype(cfg.amp, device)
@@ -414,6 +424,8 @@ def train(cfg: RunConfig, recipe: Recipe, *, log=print) -> dict[str, Any]:
                "model_kwargs": cfg.model_kwargs, "validation": val_source, "val_fraction": cfg.val_fraction,
                "train_samples": len(train_set),
                "world_size": ctx.world, "device": str(device), "amp": str(dtype).replace("torch.", "") if dtype else "off"}
+        if init_report is not None:
+            run["init_from"] = init_report.to_dict()
         start_epoch, best, history = 0, (-1.0, -math.inf), []
         last = out / "last.pt"
         if cfg.resume and last.exists():
