@@ -30,10 +30,9 @@ from .layers import PYSKL_STAGES, Block, DataBN, StackedGCN, conv_bn, residual, 
 
 
 class CTRGC(nn.Module):
-    """One subset's refined graph convolution. With ``x̄1, x̄2`` (R channels) 1×1 convs of the time-averaged input,
-    the per-channel graph is ``G[c, u, v] = α·conv4(tanh(x̄1[u] - x̄2[v]))[c] + A[u, v]`` and the output
-    ``y[c, t, u] = Σ_v G[c, u, v]·conv3(x)[c, t, v]`` (``source_rows``: ``y[c, t, v] = Σ_u G[c, u, v]·conv3(x)[c, t, u]``).
-    """
+    """One subset's channel-wise topology refinement: with ``x̄1, x̄2`` (R channels) 1×1 convs of the time-averaged
+    input, returns the features ``conv3(x)`` ``(N, C_out, T, V)`` and the refinement
+    ``conv4(tanh(x̄1[u] - x̄2[v]))`` ``(N, C_out, V, V)``, one ``[u, v]`` graph offset per output channel."""
 
     def __init__(self, c_in: int, c_out: int, rel: int):
         super().__init__()
@@ -42,16 +41,17 @@ class CTRGC(nn.Module):
         self.conv3 = nn.Conv2d(c_in, c_out, 1)
         self.conv4 = nn.Conv2d(rel, c_out, 1)
 
-    def forward(self, x: Tensor, a: Tensor, alpha: Tensor, source_rows: bool) -> Tensor:
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         z = x.mean(2, keepdim=True)  # N, C_in, 1, V: a 1×1 conv commutes with the mean over time
         rel = torch.tanh(self.conv1(z).transpose(2, 3) - self.conv2(z))  # N, R, V, V: [u, v] = x̄1[u] - x̄2[v]
-        g = self.conv4(rel) * alpha + a  # N, C_out, V, V
-        return self.conv3(x) @ (g if source_rows else g.transpose(2, 3))  # N, C_out, T, V
+        return self.conv3(x), self.conv4(rel)
 
 
 class CTRGCNUnit(nn.Module):
-    """``ReLU(BN(Σ_k CTRGC_k(x; A_k, α)) + down(x))``: one CTR-GC per subset of the learnable graph ``A (K, V, V)``
-    sharing one scalar ``α``; ``down`` is the identity or a 1×1 conv + BN."""
+    """``ReLU(BN(Σ_k y_k) + down(x))`` over the subsets ``k`` of the learnable graph ``A (K, V, V)``: with CTR-GC
+    ``k``'s features ``h`` and refinement ``r`` and one scalar ``α``, ``G = α·r + A_k`` per channel and
+    ``y[c, t, u] = Σ_v G[c, u, v]·h[c, t, v]`` (the target is the row), or with ``source_rows``
+    ``y[c, t, v] = Σ_u G[c, u, v]·h[c, t, u]``. ``down`` is the identity or a 1×1 conv + BN."""
 
     def __init__(self, c_in: int, c_out: int, a: Tensor, rel: int, source_rows: bool):
         super().__init__()
@@ -63,7 +63,11 @@ class CTRGCNUnit(nn.Module):
         self.down = nn.Identity() if c_in == c_out else conv_bn(c_in, c_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = sum(conv(x, a, self.alpha, self.source_rows) for conv, a in zip(self.convs, self.A, strict=True))
+        y = 0
+        for k, conv in enumerate(self.convs):
+            h, r = conv(x)
+            g = r * self.alpha + self.A[k]  # N, C_out, V, V
+            y = y + h @ (g if self.source_rows else g.transpose(2, 3))  # N, C_out, T, V
         return torch.relu(self.bn(y) + self.down(x))
 
 
