@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainer.models import build_model, export_reference_state_dict, load_reference_weights
+from trainer.data import SkeletonDataset, crop_resize_frames
 from trainer.models.ctrgcn import CTRGC, original_relation_width, pyskl_relation_width
+from trainer.recipes import resolve_recipe
 
 FIXTURE = Path(__file__).parent / "data" / "ctrgcn_reference.json"
 SOURCES = {"ctrgcn": "ctrgcn", "ctrgcn_pyskl": "pyskl"}  # model -> checkpoint format
@@ -178,3 +182,86 @@ def test_initial_values():
             assert fc_std == pytest.approx(0.01, rel=0.1)
         conv = model.blocks[5].gcn.convs[1].conv3.weight  # kaiming, fan-out: std sqrt(2 / 128)
         assert conv.std().item() == pytest.approx((2 / 128) ** 0.5, rel=0.1)
+
+
+# --- the data pipeline ------------------------------------------------------------------------------------------
+class FixedDraws:
+    """An rng whose ratio draw is ``u`` and whose offset draw is ``offset``."""
+
+    def __init__(self, u, offset):
+        self.u, self.offset = u, offset
+
+    def random(self):
+        return self.u
+
+    def integers(self, low, high):
+        assert low <= self.offset < high
+        return self.offset
+
+
+def resized(length, clip_len, rng=None):
+    lower, upper, weight = crop_resize_frames(length, clip_len, rng)
+    frames = np.arange(length, dtype=np.float32)
+    return (1 - weight) * frames[lower] + weight * frames[upper]
+
+
+def test_crop_resize_hand_computed():
+    # Test: 10 frames keep all (int(0.05 * 10 / 2) = 0); scale 2.5, s = 0.75, 3.25, 5.75, 8.25.
+    np.testing.assert_allclose(resized(10, 4), [0.75, 3.25, 5.75, 8.25])
+    # 40 frames drop int(1.0000000000000009) = 1 at each end: frames 1..38, scale 9.5, s = 4.25, 13.75, ...
+    np.testing.assert_allclose(resized(40, 4), [5.25, 14.75, 24.25, 33.75])
+    # Short clips are stretched: 3 -> 4 frames, s = max(-0.125, 0), 0.625, 1.375, 2.125 (the last frame repeats).
+    np.testing.assert_allclose(resized(3, 4), [0, 0.625, 1.375, 2])
+    # Training: p = 0.6·0.5 + 0.5 = 0.8 of 200 frames = 160 at offset 7; 160 -> 4: s = 19.5, 59.5, 99.5, 139.5.
+    np.testing.assert_allclose(resized(200, 4, FixedDraws(0.6, 7)), [26.5, 66.5, 106.5, 146.5])
+    # The crop never goes below clip_len frames (nor above the sample): 70 · 0.5 = 35 -> 64 frames, 50 -> 50.
+    assert crop_resize_frames(70, 64, FixedDraws(0.0, 6))[0][[0, -1]].tolist() == [6, 69]
+    assert crop_resize_frames(50, 64, FixedDraws(0.0, 0))[1].max() == 49
+    with pytest.raises(ValueError, match="at least one frame"):
+        crop_resize_frames(0, 64)
+
+
+@pytest.mark.parametrize("length", [1, 2, 17, 63, 64, 65, 100, 299, 300])
+def test_crop_resize_is_torch_bilinear_interpolation(length):
+    """What the reference calls: ``F.interpolate(..., mode='bilinear', align_corners=False)`` on the crop."""
+    x = torch.randn(6, length, generator=torch.Generator().manual_seed(length))
+    test_start = int(0.05 * length / 2)
+    train_size = min(max(int(length * 0.65), 64), length)  # ratio 0.3·0.5 + 0.5, crop at offset 0
+    for rng, crop in ((None, x[:, test_start:length - test_start]), (FixedDraws(0.3, 0), x[:, :train_size])):
+        lower, upper, weight = crop_resize_frames(length, 64, rng)
+        expected = F.interpolate(crop[None, None], size=(6, 64), mode="bilinear", align_corners=False)[0, 0]
+        ours = (1 - weight) * x[:, lower].numpy() + weight * x[:, upper].numpy()
+        np.testing.assert_allclose(ours, expected.numpy(), atol=1e-6, rtol=1e-6)
+
+
+def test_dataset_crop_resize_and_motion_after_resizing(tmp_path):
+    from test_modalities import random_store
+
+    path = tmp_path / "s.zarr"
+    frames, offsets = random_store(path, [40, 3, 90, 64])
+    test = SkeletonDataset(path, None, modality="j+jm", clip_len=8, sampling="crop_resize", train=False)
+    for i, length in enumerate([40, 3, 90, 64]):
+        sample = frames[offsets[i]:offsets[i + 1]].transpose(1, 0, 2, 3)  # M, T, V, C
+        lower, upper, w = crop_resize_frames(length, 8)
+        joints = sample[:, lower] + w[:, None, None] * (sample[:, upper] - sample[:, lower])
+        motion = np.concatenate([joints[:, 1:] - joints[:, :-1], np.zeros_like(joints[:, :1])], 1)
+        clip = test[i][0]
+        np.testing.assert_allclose(clip[..., :3], joints, atol=1e-6)
+        np.testing.assert_allclose(clip[..., 3:], motion, atol=1e-5)
+    train = SkeletonDataset(path, None, clip_len=8, sampling="crop_resize", train=True, seed=1)
+    draws = {train[2][0].tobytes() for _ in range(2)} | {SkeletonDataset(
+        path, None, clip_len=8, sampling="crop_resize", train=True, seed=2)[2][0].tobytes()}
+    assert len(draws) == 2  # seeded per (seed, epoch, sample)
+    with pytest.raises(ValueError, match="'crop_resize' gives one clip per sample"):
+        SkeletonDataset(path, None, sampling="crop_resize", num_clips=2)
+
+
+def test_recipe():
+    r = resolve_recipe("ctrgcn", dataset="ntu120")
+    assert (r.base_lr, r.batch_size, r.reference_batch_size, r.epochs, r.weight_decay) == (0.1, 64, 64, 65, 4e-4)
+    assert (r.schedule, r.milestones, r.gamma, r.warmup_epochs, r.nesterov, r.momentum) == \
+        ("step", (35, 55), 0.1, 5, True, 0.9)
+    assert (r.sampling, r.clip_len, r.test_clips, r.rotation, r.clip_fusion) == ("crop_resize", 64, 1, 0.3, "logit")
+    assert resolve_recipe("ctrgcn", overrides={"sampling": "uniform"}).sampling == "uniform"
+    pyskl = resolve_recipe("ctrgcn_pyskl")
+    assert (pyskl.sampling, pyskl.clip_len, pyskl.epochs, pyskl.schedule) == ("uniform", 100, 80, "cosine")
