@@ -12,7 +12,7 @@ same parameters (1,446,672 for NTU60) but compute different functions, so each i
 
 Initialisation follows each reference: kaiming (fan-out) convs with zero bias, BN weight 1 and the GCN's last BN
 1e-6, learnable graph = the subsets, ``alpha`` = 0; the original draws its temporal BN weights from N(1, 0.02) and
-its classifier from N(0, 2 / classes); pyskl leaves the residual at PyTorch's default and its classifier at
+its classifier weights from N(0, √(2 / classes)); pyskl leaves the residual at PyTorch's default and its classifier at
 N(0, 0.01) with zero bias.
 """
 from __future__ import annotations
