@@ -265,3 +265,29 @@ def test_recipe():
     assert resolve_recipe("ctrgcn", overrides={"sampling": "uniform"}).sampling == "uniform"
     pyskl = resolve_recipe("ctrgcn_pyskl")
     assert (pyskl.sampling, pyskl.clip_len, pyskl.epochs, pyskl.schedule) == ("uniform", 100, 80, "cosine")
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_predict_with_a_reference_checkpoint(name, tmp_path):
+    """``predict --arch ... --weights``: the checkpoint loads and is tested with its recipe's clips: for ``ctrgcn``
+    the 64-frame centre crop, for ``ctrgcn_pyskl`` pyskl's ten 100-frame uniform clips."""
+    from test_modalities import random_store
+
+    from skeltools.store import SkeletonStore
+    from trainer.predict import predict_store, reference_predictor
+
+    path = tmp_path / "s.zarr"
+    random_store(path, [40, 90])
+    store = SkeletonStore.open(path)
+    shapes = {k: tuple(v.shape) for k, v in export_reference_state_dict(build_model(name, num_classes=3)).items()}
+    torch.save(reference_weights(shapes), tmp_path / "ref.pt")
+    predictor = reference_predictor(name, tmp_path / "ref.pt", store.attrs, device="cpu")
+    got = predict_store(predictor, store, log=lambda _: None).probs
+    assert got.shape == (2, 3) and not np.allclose(got[0], got[1])
+    if name == "ctrgcn_pyskl":
+        assert (predictor.recipe.sampling, predictor.recipe.test_clips) == ("uniform", 10)
+        return
+    clips = SkeletonDataset(path, None, clip_len=64, sampling="crop_resize", train=False)
+    with torch.no_grad():
+        expected = torch.softmax(predictor.model(torch.from_numpy(np.stack([clips[0][0], clips[1][0]]))), 1)
+    np.testing.assert_allclose(got, expected.numpy(), atol=1e-6)
