@@ -120,7 +120,7 @@ def _ctrgcn(dataset: str, split: str) -> Recipe:
         clip_fusion="logit",
         notes=("data: the ctrgcn preset's stores; crops p ~ U(0.5, 1) in training, the centre 0.95 at test",
                "warm-up: the reference raises the LR once per epoch (lr * (epoch + 1) / 5), here per iteration",
-               "4-stream ensemble: ensemble --weights ctrgcn (0.6, 0.6, 0.4, 0.4 on J, B, JM, BM logits)"),
+               "4-stream ensemble: ensemble --weights ctrgcn --on logits (0.6, 0.6, 0.4, 0.4 on J, B, JM, BM)"),
     )
 
 
