@@ -129,7 +129,8 @@ def _ctrgcn_pyskl(dataset: str, split: str) -> Recipe:
                                source="pyskl configs/ctrgcn/ctrgcn_pyskl_*_3dkp/j.py (16 epochs x RepeatDataset 5)")
 
 
-RECIPES = {"ctrgcn": _ctrgcn, "ctrgcn_pyskl": _ctrgcn_pyskl, "dgstgcn": _dgstgcn, "dualhead": _dualhead, "msg3d": _msg3d, "stgcn": _stgcn, "stgcnpp": _stgcnpp}
+RECIPES = {"ctrgcn": _ctrgcn, "ctrgcn_pyskl": _ctrgcn_pyskl, "dgstgcn": _dgstgcn,
+           "dualhead": _dualhead, "msg3d": _msg3d, "stgcn": _stgcn, "stgcnpp": _stgcnpp}
 _FIELDS = {f.name: f for f in fields(Recipe)}
 
 

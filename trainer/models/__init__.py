@@ -64,7 +64,8 @@ def stgcnpp(layout: Layout, *, num_classes: int, in_channels: int = 3, num_perso
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
-    "ctrgcn": ctrgcn, "ctrgcn_pyskl": ctrgcn_pyskl, "dgstgcn": dgstgcn, "dualhead": dualhead, "msg3d": msg3d, "stgcn": stgcn, "stgcnpp": stgcnpp,
+    "ctrgcn": ctrgcn, "ctrgcn_pyskl": ctrgcn_pyskl, "dgstgcn": dgstgcn,
+    "dualhead": dualhead, "msg3d": msg3d, "stgcn": stgcn, "stgcnpp": stgcnpp,
 }
 
 

@@ -113,8 +113,8 @@ def load_reference_weights(model: nn.Module, state_dict: Mapping[str, Tensor], *
     """Load a reference checkpoint into ``model`` in place.
 
     ``state_dict`` is the reference's state dict, or an mmcv checkpoint holding it under ``'state_dict'``; a
-    ``module.`` prefix (DataParallel) is stripped. ``source`` ('pyskl', 'msg3d', 'dualhead', 'ctrgcn') defaults to the one
-    ``model`` fits. ``num_batches_tracked`` entries may be absent. ``head=False`` skips the classifier(s) and
+    ``module.`` prefix (DataParallel) is stripped. ``source`` ('pyskl', 'msg3d', 'dualhead', 'ctrgcn') defaults
+    to the one ``model`` fits. ``num_batches_tracked`` entries may be absent. ``head=False`` skips the classifier(s) and
     keeps ours, for fine-tuning on other classes. Any unexpected, missing or mis-shaped key raises a ValueError
     that counts each kind and names the first few; nothing is loaded then.
     """
