@@ -1,4 +1,4 @@
-"""Benchmark: training clips/s out of ``trainer.data`` (T = 100 UniformSample clips), in RAM and lazy.
+"""Benchmark: training clips/s out of ``trainer.data`` (T = 100 UniformSample clips, ...), in RAM and lazy.
 
     python benchmarks/loader.py                         # 2,000 samples of NTU-like length, 2 workers
     python benchmarks/loader.py --samples 10000 --epochs 3
@@ -8,7 +8,8 @@ reports clips/s of the dataset alone (``ds[i]`` in a loop) and through ``make_lo
 handed over by torch's shared-memory IPC) with 0 and --workers forkserver workers, steady state (workers persist
 across epochs; their start-up is reported separately), clips/s per worker, and the ratio to the DataLoader's
 own ceiling measured in the same run (a dataset that returns ready-made zero batches of the same shape).
-Recipes: DG-STGCN joint (RandomRot 0.2), and the four streams concatenated (j+b+jm+bm) derived on the fly.
+Recipes: DG-STGCN joint (RandomRot 0.2), the four streams concatenated (j+b+jm+bm) derived on the fly, and
+CTR-GCN joint (64-frame crop_resize clips, RandomRot 0.3).
 Lazy reads go through ``skeltools.shardread`` (a chunk read and decoded per miss, a 64 MB cache of decoded chunks
 per process); the last line of each recipe is the lazy / in-RAM ratio of the same run.
 """
@@ -25,8 +26,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trainer.data import Augment, SkeletonDataset, make_loader  # noqa: E402
 
-RECIPES = {"j, RandomRot 0.2 (DG-STGCN)": ("j", Augment(rot_theta=0.2)),
-           "j+b+jm+bm, on the fly": ("j+b+jm+bm", Augment())}
+RECIPES = {"j, RandomRot 0.2 (DG-STGCN)": ("j", Augment(rot_theta=0.2), {}),
+           "j+b+jm+bm, on the fly": ("j+b+jm+bm", Augment(), {}),
+           "j, crop_resize to 64, RandomRot 0.3 (CTR-GCN)": ("j", Augment(rot_theta=0.3),
+                                                             {"sampling": "crop_resize", "clip_len": 64})}
 
 
 def write_store(path: Path, samples: int, seed: int) -> None:
@@ -111,11 +114,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.zarr"
         write_store(path, args.samples, 0)
-        for name, (modality, augment) in RECIPES.items():
-            print(f"\n{name}: {args.samples} samples, T = 100 clips, batch {args.batch}")
+        for name, (modality, augment, sampling) in RECIPES.items():
+            print(f"\n{name}: {args.samples} samples, T = {sampling.get('clip_len', 100)} clips, batch {args.batch}")
             print(f"  {'data':7s} {'how':24s} {'clips/s':>9s} {'per worker':>11s} {'vs ceiling':>11s} "
                   f"{'start-up s':>11s}")
-            ds = SkeletonDataset(path, "xsub_train", modality, augment=augment, in_memory=False)
+            ds = SkeletonDataset(path, "xsub_train", modality, augment=augment, in_memory=False, **sampling)
             ceiling = {w: loader_rate(ZeroBatches(ds), w, args.epochs, args.batch) for w in sorted({0, args.workers})}
             for workers, (rate, startup) in ceiling.items():
                 print(f"  {'zeros':7s} {f'DataLoader, {workers} worker(s)':24s} {rate:9.0f} "
@@ -123,7 +126,7 @@ def main() -> None:
             rates = {}
             for in_memory in (True, False):
                 t0 = time.perf_counter()
-                ds = SkeletonDataset(path, "xsub_train", modality, augment=augment, in_memory=in_memory)
+                ds = SkeletonDataset(path, "xsub_train", modality, augment=augment, in_memory=in_memory, **sampling)
                 where = "RAM" if in_memory else "lazy"
                 load = f"{time.perf_counter() - t0:11.2f}"
                 rates[where, "alone"] = dataset_rate(ds, args.epochs)

@@ -675,8 +675,8 @@ DEMO_VAL_FRACTION = 0.2
 @main.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo"), show_default=True,
               help="Folder for the raw files, the store and the runs.")
-@click.option("--arch", type=click.Choice(["dualhead", "dgstgcn", "msg3d", "stgcn", "stgcnpp"]), default="dualhead",
-              show_default=True)
+@click.option("--arch", type=click.Choice(["ctrgcn", "ctrgcn_pyskl", "dualhead", "dgstgcn", "msg3d", "stgcn",
+                                         "stgcnpp"]), default="dualhead", show_default=True)
 @click.option("--samples", type=int, default=400, show_default=True, help="Synthetic .skeleton files.")
 @click.option("--classes", type=int, default=10, show_default=True, help="Synthetic action classes (1-10).")
 @click.option("--epochs", type=int, default=DEMO_RECIPE["epochs"], show_default=True)
@@ -814,7 +814,8 @@ def _recipe_overrides(values: dict, sets: tuple[str, ...]) -> dict:
 
 
 @main.command()
-@click.option("--arch", required=True, type=click.Choice(["dualhead", "dgstgcn", "msg3d", "stgcn", "stgcnpp"]))
+@click.option("--arch", required=True, type=click.Choice(["ctrgcn", "ctrgcn_pyskl", "dualhead", "dgstgcn", "msg3d",
+                                                         "stgcn", "stgcnpp"]))
 @click.option("--store", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--split", "protocol", default="xsub", show_default=True,
               help="Protocol: uses its {split}_train part (and {split}_val if the store has one).")
@@ -986,10 +987,11 @@ def test_cmd(run_dir, store, clips, device, batch_size, workers, quiet) -> None:
 @click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True)
 @click.option("--split", default=None, help="Store input: only this split column (default: every sample).")
 @click.option("--clips", type=int, default=None, help="Clips per sample (default: the recipe's test clips).")
-@click.option("--arch", type=click.Choice(["dualhead", "dgstgcn", "msg3d", "stgcn", "stgcnpp"]), default=None,
+@click.option("--arch", type=click.Choice(["ctrgcn", "ctrgcn_pyskl", "dualhead", "dgstgcn", "msg3d", "stgcn",
+                                         "stgcnpp"]), default=None,
               help="With --weights: a reference checkpoint instead of a run directory.")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
-              help="Reference checkpoint (pyskl, MS-G3D or DualHead-Net state dict) for --arch.")
+              help="Reference checkpoint (pyskl, MS-G3D, DualHead-Net or CTR-GCN state dict) for --arch.")
 @click.option("--store", "ref_store", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="With --weights: a store converted like the checkpoint's training data (classes, layout, "
                    "preprocessing).")

@@ -262,11 +262,13 @@ def onnx_vs_torch(path, model, frames: tuple[int, ...]):
             expected = model(x)
         logits, probs = session.run(["logits", "probs"], {"clips": x.numpy()})
         np.testing.assert_allclose(probs, torch.softmax(expected, 1).numpy(), atol=1e-5)
-        worst = max(worst, float(np.abs(logits - expected.numpy()).max()))
+        # relative to the logits' scale above 1: CTR-GCN's classifier init gives logits in the thousands here
+        scale = max(1.0, float(expected.abs().max()))
+        worst = max(worst, float(np.abs(logits - expected.numpy()).max()) / scale)
     return worst
 
 
-@pytest.mark.parametrize("arch, kw", [("dgstgcn", {}), ("stgcn", {}),
+@pytest.mark.parametrize("arch, kw", [("dgstgcn", {}), ("stgcn", {}), ("ctrgcn", {}), ("ctrgcn_pyskl", {}),
                                       ("dualhead", {"num_gcn_scales": 3, "num_g3d_scales": 2})])
 def test_onnx_parity_dynamic_length(arch, kw, run, tmp_path):
     pytest.importorskip("onnxscript")

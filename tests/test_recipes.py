@@ -24,7 +24,7 @@ def test_dualhead_and_msg3d_reference_recipes():
     assert (m120.epochs, m120.milestones) == (60, (30, 50))
     s = resolve_recipe("stgcn")
     assert (s.epochs, s.schedule, s.base_lr, s.reference_batch_size) == (80, "cosine", 0.1, 128)
-    assert set(RECIPES) == {"dgstgcn", "dualhead", "msg3d", "stgcn", "stgcnpp"}
+    assert set(RECIPES) == {"ctrgcn", "ctrgcn_pyskl", "dgstgcn", "dualhead", "msg3d", "stgcn", "stgcnpp"}
 
 
 def test_lr_scales_linearly_with_batch_size_unless_given():

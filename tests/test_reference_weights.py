@@ -194,7 +194,7 @@ def test_wrong_source_or_layout_fails():
     with pytest.raises(ValueError, match="msg3d checkpoints do not fit DualHead"):
         load_reference_weights(build_model("dualhead", num_classes=60), synthetic(keys), source="msg3d")
     with pytest.raises(ValueError, match="unknown reference source"):
-        load_reference_weights(build_model("dualhead", num_classes=60), synthetic(keys), source="ctrgcn")
+        load_reference_weights(build_model("dualhead", num_classes=60), synthetic(keys), source="agcn")
     with pytest.raises(ValueError, match=r"mis-shaped keys: .*sgcn1\.0\.A_res"):
         load_reference_weights(build_model("dualhead", num_classes=60, layout="coco18"), synthetic(keys))
     with pytest.raises(ValueError, match=r"(?s)unexpected keys: .*missing keys: "):

@@ -6,6 +6,8 @@ Per sample, in pyskl's order:
    from the joints with the serial kernels (``skeltools.kernels``; ``j+b`` concatenates along C);
 2. **frame indices**: ``uniform`` (pyskl ``UniformSampleDecode``, see ``uniform_indices``) or ``full`` (the
    whole sequence brought to ``clip_len`` frames by loop or zero padding, see ``skeltools.kernels.pad_indices``);
+   or ``crop_resize`` (CTR-GCN: a random crop, the centre 95 % at test, linearly resized to ``clip_len`` frames,
+   see ``crop_resize_frames``; motion is then the difference of the resized frames, as in CTR-GCN's feeder);
 3. **gather** into ``(M, T, V, C)``, padding persons with zeros or dropping the extra ones;
 4. **augmentation**, training only: ``RandomRot`` (R = Rz·Ry·Rx, angles ~ U(-θ, θ)), random per-axis scale
    ``1 + U(-s, s)`` and random translation of the joints. Rotation and scale are linear, so applying them to the
@@ -65,6 +67,32 @@ def uniform_indices(length: int, clip_len: int, rng: np.random.Generator) -> np.
         return np.arange(clip_len) + np.cumsum(skips)[:-1]
     bounds = np.arange(clip_len + 1) * length // clip_len
     return bounds[:-1] + (rng.random(clip_len) * np.diff(bounds)).astype(np.int64)  # uniform in each segment
+
+
+def crop_resize_frames(length: int, clip_len: int, rng: np.random.Generator | None = None,
+                       interval: tuple[float, float] = (0.5, 1.0), test_ratio: float = 0.95):
+    """CTR-GCN's ``valid_crop_resize`` as frame pairs: ``(lower, upper, weight)``, output frame ``t`` being
+    ``(1 - weight[t])·x[lower[t]] + weight[t]·x[upper[t]]`` of a ``length``-frame sample.
+
+    The crop: with ``rng`` (training) a ratio ``p ~ U(interval)``, ``min(max(floor(length·p), clip_len), length)``
+    frames at a random offset (the reference's floor is its 64-frame window); without (test) the centre, dropping
+    ``int((1 - test_ratio)·length / 2)`` frames at each end. The crop is resized to ``clip_len`` frames as torch's
+    bilinear ``interpolate`` (``align_corners=False``) does, in float32: ``s = max((t + 0.5)·L / clip_len - 0.5, 0)``.
+    """
+    if length < 1:
+        raise ValueError(f"crop-resize needs at least one frame (got {length})")
+    if rng is None:
+        start = int((1 - test_ratio) * length / 2)
+        size = length - 2 * start
+    else:
+        p = rng.random() * (interval[1] - interval[0]) + interval[0]
+        size = min(max(int(np.floor(length * p)), clip_len), length)
+        start = int(rng.integers(0, length - size + 1))
+    steps = np.arange(clip_len, dtype=np.float32)
+    src = np.maximum(np.float32(size) / np.float32(clip_len) * (steps + np.float32(0.5)) - np.float32(0.5), 0)
+    lower = np.minimum(np.floor(src).astype(np.int64), size - 1)
+    weight = np.clip(src - lower, 0, 1).astype(np.float32)
+    return start + lower, start + np.minimum(lower + 1, size - 1), weight
 
 
 def rotation_matrix(angles) -> np.ndarray:
@@ -157,10 +185,10 @@ class SkeletonDataset:
         from skeltools.store import SkeletonStore
 
         store = store if isinstance(store, SkeletonStore) else SkeletonStore.open(store)
-        if sampling not in ("uniform", "full"):
-            raise ValueError(f"sampling {sampling!r}: expected 'uniform' or 'full'")
-        if sampling == "full" and num_clips != 1:
-            raise ValueError("sampling='full' gives one clip per sample; use num_clips=1")
+        if sampling not in ("uniform", "full", "crop_resize"):
+            raise ValueError(f"sampling {sampling!r}: expected 'uniform', 'full' or 'crop_resize'")
+        if sampling != "uniform" and num_clips != 1:
+            raise ValueError(f"sampling={sampling!r} gives one clip per sample; use num_clips=1")
         if clip_len < 1 or num_clips < 1:
             raise ValueError(f"clip_len and num_clips must be positive (got {clip_len}, {num_clips})")
         if augment.active and store.attrs["coords"] != "xyz":
@@ -171,7 +199,9 @@ class SkeletonDataset:
         self.clip_len, self.num_clips, self.train, self.seed, self.epoch = clip_len, num_clips, train, seed, 0
         self.sampling, self.pad, self.augment = sampling, pad, augment
         self.persons = persons or store.attrs["persons"]
-        self.plan = FeaturePlan.make(modality, store.modalities)
+        # crop_resize differences after resizing, so motion comes from joints or bones, never stored motion
+        stored = [m for m in store.modalities if sampling != "crop_resize" or m in ("joint", "bone")]
+        self.plan = FeaturePlan.make(modality, stored)
         self.rule = pair_rule(store.attrs)
         self.rows = store.rows(split) if rows is None else np.unique(np.asarray(rows, np.int64))
         if len(self.rows) and not 0 <= self.rows[0] <= self.rows[-1] < len(store):
@@ -268,9 +298,28 @@ class SkeletonDataset:
         arrays = self._arrays(i)
         rng = self.rng(i, epoch)
         for clip in out:
-            self.plan.clip(arrays, self.indices(i, rng), self.rule, clip)
+            if self.sampling == "crop_resize":
+                self._crop_resize(arrays, int(self.lengths[i]), rng, clip)
+            else:
+                self.plan.clip(arrays, self.indices(i, rng), self.rule, clip)
         if self.train and self.augment.active:
             self._augment(out, rng)
+
+    def _crop_resize(self, arrays: dict[str, np.ndarray], length: int, rng: np.random.Generator,
+                     clip: np.ndarray) -> None:
+        """Fill ``clip`` (M, T, V, C) by ``crop_resize_frames``; motion features are the differences of the
+        resized frames (last frame 0)."""
+        lower, upper, weight = crop_resize_frames(length, self.clip_len, rng if self.train else None)
+        above = np.empty_like(clip)
+        c = self.rule.channels
+        for g, (src, op) in enumerate(self.plan.steps):
+            part, part_above = clip[..., g * c:(g + 1) * c], above[..., g * c:(g + 1) * c]
+            kernels.gather_clip(arrays[src], lower, op & ~kernels.MOTION, self.rule, part)
+            kernels.gather_clip(arrays[src], upper, op & ~kernels.MOTION, self.rule, part_above)
+            part += weight[:, None, None] * (part_above - part)  # over T
+            if op & kernels.MOTION:
+                part[:, :-1] = part[:, 1:] - part[:, :-1]
+                part[:, -1] = 0
 
     def _augment(self, clips: np.ndarray, rng: np.random.Generator) -> None:
         a = self.augment

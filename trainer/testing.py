@@ -41,8 +41,8 @@ def load_run(run_dir, device: torch.device, checkpoint: str = "best.pt"):
 def clips_per_sample(recipe: Recipe, clips: int | None = None, log=print) -> int:
     """Clips per sample at test time: ``clips`` or the recipe's; 1 when the recipe feeds whole sequences."""
     clips = clips or recipe.test_clips
-    if recipe.sampling == "full" and clips != 1:
-        log(f"note: the {recipe.arch} recipe feeds whole sequences; testing with 1 clip, not {clips}")
+    if recipe.sampling != "uniform" and clips != 1:
+        log(f"note: the {recipe.arch} recipe's {recipe.sampling} sampling gives one clip; testing with 1, not {clips}")
         clips = 1
     return clips
 

@@ -56,13 +56,14 @@ def residual(c_in: int, c_out: int, stride: int) -> nn.Module:
 
 
 def temporal_branches(c_in: int, widths: list[int], stride: int, dilations: tuple[int, ...], *,
-                      bn: bool) -> nn.ModuleList:
+                      bn: bool, kernel_size: int = 3) -> nn.ModuleList:
     """The branches of a multi-scale temporal conv, ``len(dilations) + 2`` of them with the given widths: per
-    dilation ``d`` a 1×1 conv, BN, ReLU and a kernel-3 conv dilated by ``d``; a 1×1 conv, BN, ReLU and a 3-frame
-    max-pool; a strided 1×1 conv. With ``bn`` each branch ends in a BatchNorm (MS-G3D), without it none (pyskl).
+    dilation ``d`` a 1×1 conv, BN, ReLU and a ``kernel_size`` conv dilated by ``d``; a 1×1 conv, BN, ReLU and a
+    3-frame max-pool; a strided 1×1 conv. With ``bn`` each branch ends in a BatchNorm (MS-G3D), without it none
+    (pyskl).
     """
     *dilated, pooled, point = widths
-    branches = [nn.Sequential(*conv_bn(c_in, w), nn.ReLU(), TemporalConv(w, w, 3, stride, d, bn=bn))
+    branches = [nn.Sequential(*conv_bn(c_in, w), nn.ReLU(), TemporalConv(w, w, kernel_size, stride, d, bn=bn))
                 for w, d in zip(dilated, dilations, strict=True)]
     tail = [nn.BatchNorm2d(pooled)] if bn else []
     branches.append(nn.Sequential(*conv_bn(c_in, pooled), nn.ReLU(), nn.MaxPool2d((3, 1), (stride, 1), (1, 0)),

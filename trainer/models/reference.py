@@ -5,8 +5,9 @@ order, subset- and scale-major channels, 5-D G3D ``out_conv``, DG-STGCN's 8-entr
 ``add_coeff``), so a checkpoint maps onto a model by renaming keys alone. Each source has one function from our
 key to the reference key; import inverts it and fails on any key or shape that does not match.
 
-Sources: ``pyskl`` (DG-STGCN, ST-GCN, ST-GCN++ recognizers: ``backbone.*``, ``cls_head.fc_cls.*``), ``msg3d``
-(kenziyuliu/MS-G3D ``Model``) and ``dualhead`` (tailin1009/DualHead-Network ``Model``).
+Sources: ``pyskl`` (DG-STGCN, ST-GCN, ST-GCN++, CTR-GCN recognizers: ``backbone.*``, ``cls_head.fc_cls.*``),
+``msg3d`` (kenziyuliu/MS-G3D ``Model``), ``dualhead`` (tailin1009/DualHead-Network ``Model``) and ``ctrgcn``
+(Uason-Chen/CTR-GCN ``Model``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 
 from torch import Tensor, nn
 
+from .ctrgcn import CTRGCN, PysklCTRGCN
 from .dualhead import DualHead
 from .layers import PysklGCN
 from .msg3d import MSG3D
@@ -23,6 +25,19 @@ from .msg3d import MSG3D
 def _pyskl_key(key: str) -> str:
     key = re.sub(r"^blocks\.(\d+)\.", r"backbone.gcn.\1.", key)
     return re.sub(r"^data_bn\.", "backbone.data_bn.", re.sub(r"^fc\.", "cls_head.fc_cls.", key))
+
+
+def _pyskl_ctrgcn_key(key: str) -> str:
+    key = re.sub(r"^blocks\.(\d+)\.(gcn|tcn)\.", r"backbone.net.\1.\g<2>1.", key)
+    key = re.sub(r"^blocks\.(\d+)\.residual\.", r"backbone.net.\1.residual.", key)
+    return re.sub(r"^(A|data_bn\.)", r"backbone.\1", re.sub(r"^fc\.", "cls_head.fc_cls.", key))
+
+
+def _ctrgcn_key(key: str) -> str:
+    if m := re.fullmatch(r"blocks\.(\d+)\.(gcn|tcn|residual)\.(.+)", key):
+        part = {"gcn": "gcn1", "tcn": "tcn1", "residual": "residual"}[m[2]]
+        return f"l{int(m[1]) + 1}.{part}." + ("PA" if m[2] == "gcn" and m[3] == "A" else m[3])
+    return key
 
 
 def _stgc_key(rest: str, stage: str) -> str:
@@ -51,25 +66,28 @@ def _dualhead_key(key: str) -> str:
     return key
 
 
-SOURCES: dict[str, tuple[type[nn.Module], Callable[[str], str]]] = {
-    "pyskl": (PysklGCN, _pyskl_key),
-    "msg3d": (MSG3D, _msg3d_key),
-    "dualhead": (DualHead, _dualhead_key),
+# source -> the model classes it fits, each with its key function
+SOURCES: dict[str, tuple[tuple[type[nn.Module], Callable[[str], str]], ...]] = {
+    "pyskl": ((PysklGCN, _pyskl_key), (PysklCTRGCN, _pyskl_ctrgcn_key)),
+    "msg3d": ((MSG3D, _msg3d_key),),
+    "dualhead": ((DualHead, _dualhead_key),),
+    "ctrgcn": ((CTRGCN, _ctrgcn_key),),
 }
 _HEAD = re.compile(r"fc(_fine|_coarse)?\.")
 
 
 def _resolve(model: nn.Module, source: str | None) -> Callable[[str], str]:
-    fits = [name for name, (cls, _) in SOURCES.items() if isinstance(model, cls)]
+    fits = {name: to_reference for name, formats in SOURCES.items()
+            for cls, to_reference in formats if isinstance(model, cls)}
     if not fits:
         raise ValueError(f"no reference checkpoint format is known for {type(model).__name__}")
     if source is None:
-        source = fits[0]
+        source = next(iter(fits))
     if source not in SOURCES:
         raise ValueError(f"unknown reference source {source!r}; known: {', '.join(SOURCES)}")
     if source not in fits:
-        raise ValueError(f"{source} checkpoints do not fit {type(model).__name__} (its format: {fits[0]})")
-    return SOURCES[source][1]
+        raise ValueError(f"{source} checkpoints do not fit {type(model).__name__} (its format: {next(iter(fits))})")
+    return fits[source]
 
 
 def reference_names(model: nn.Module, source: str | None = None) -> dict[str, str]:
@@ -79,7 +97,8 @@ def reference_names(model: nn.Module, source: str | None = None) -> dict[str, st
 
 
 def export_reference_state_dict(model: nn.Module, source: str | None = None) -> dict[str, Tensor]:
-    """``model``'s weights under the reference's key names (the pyskl recognizer, MS-G3D or DualHead ``Model``)."""
+    """``model``'s weights under the reference's key names (the pyskl recognizer, MS-G3D, DualHead or CTR-GCN
+    ``Model``)."""
     names = reference_names(model, source)
     return {names[key]: value for key, value in model.state_dict().items()}
 
@@ -94,8 +113,8 @@ def load_reference_weights(model: nn.Module, state_dict: Mapping[str, Tensor], *
     """Load a reference checkpoint into ``model`` in place.
 
     ``state_dict`` is the reference's state dict, or an mmcv checkpoint holding it under ``'state_dict'``; a
-    ``module.`` prefix (DataParallel) is stripped. ``source`` ('pyskl', 'msg3d', 'dualhead') defaults to the one
-    ``model`` fits. ``num_batches_tracked`` entries may be absent. ``head=False`` skips the classifier(s) and
+    ``module.`` prefix (DataParallel) is stripped. ``source`` ('pyskl', 'msg3d', 'dualhead', 'ctrgcn') defaults
+    to the one ``model`` fits. ``num_batches_tracked`` entries may be absent. ``head=False`` skips the classifier(s) and
     keeps ours, for fine-tuning on other classes. Any unexpected, missing or mis-shaped key raises a ValueError
     that counts each kind and names the first few; nothing is loaded then.
     """
