@@ -29,6 +29,7 @@ NOT_RUN = {  # regex on the command -> why it is not run here
     r"^dask (scheduler|worker) ": "starts a Dask cluster; tests/test_dask_engine.py runs a local one",
     r"--engine dask --scheduler tcp://head-node": "needs a Dask cluster; tests/test_dask_engine.py covers the engine",
     r"^torchrun ": "multi-process launch; tests/test_train.py runs DDP under torchrun",
+    r"--devices 0,1,2,3": "needs 4 GPUs; tests/test_reproduce.py runs the parallel (subprocess) path on CPU",
 }
 
 TRAIN_SMALL = ["--epochs", "1", "--clip-len", "8"]  # the recipe otherwise, batch size included
@@ -54,6 +55,21 @@ def _store(path: Path) -> None:
 
     _ntu(24, 3)(path.parent / "_raw")
     convert_ntu([path.parent / "_raw"], path, progress=False, workers=1)
+
+
+def _store_ntu120(path: Path) -> None:
+    from skeltools.convert import convert_ntu
+
+    _ntu(24, 7, "ntu120")(path.parent / "_raw120")
+    convert_ntu([path.parent / "_raw120"], path, dataset="ntu120", progress=False, workers=1)
+
+
+def _store_smarthome_cv(path: Path) -> None:
+    from skeltools.convert_smarthome import convert_smarthome
+    from skeltools.synth_sets import write_smarthome_corpus
+
+    write_smarthome_corpus(path.parent / "_sh_cv", 40, seed=3, frames_range=(20, 40))
+    convert_smarthome([path.parent / "_sh_cv"], path, dataset="smarthome_cv", progress=False, workers=1)
 
 
 def _run(arch: str, modality: str) -> Callable[[Path], None]:
@@ -200,6 +216,8 @@ INPUTS: dict[str, Callable[[Path], None]] = {  # a path the README names as inpu
     "raw": _ntu(6, 6),
     "long.skeleton": _one_ntu_file,
     "ntu60.zarr": _store,
+    "ntu120.zarr": _store_ntu120,
+    "smarthome_cv.zarr": _store_smarthome_cv,
     "runs/j": _run("dgstgcn", "j"),
     "runs/b": _run("dgstgcn", "b"),
     "runs/jm": _run("dgstgcn", "jm"),
@@ -256,6 +274,8 @@ def small(args: list[str]) -> list[str]:
     if args[:1] == ["train"]:
         for option, value in zip(TRAIN_SMALL[::2], TRAIN_SMALL[1::2]):
             args += [option, value] if option not in args else []
+    if args[:1] == ["reproduce"] and "--epochs" not in args:
+        args += ["--epochs", "1", "--set", "clip_len=8"]
     if args[:1] == ["test"] and "--clips" in args:
         args[args.index("--clips") + 1] = "2"
     return args

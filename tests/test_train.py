@@ -115,8 +115,9 @@ def test_train_test_ensemble_end_to_end(store, tmp_path):
     a, b = (read_scores(r / "scores.parquet") for r in runs)
     order = np.argsort(a.sample_ids)
     np.testing.assert_allclose(fused.probs, (a.probs[order] + b.probs[order]) / 2, rtol=1e-5)
-    result = runner.invoke(main, ["ensemble", *map(str, runs), "--search"])
-    assert result.exit_code == 0 and "fitted on the validation parts" in result.output
+    result = runner.invoke(main, ["ensemble", *map(str, runs), "--search"])  # 4 validation samples: no search
+    assert result.exit_code == 0 and "warning: only 4 validation samples" in result.output
+    assert "fitted on the validation parts" not in result.output and "fused (probs)" in result.output
 
 
 def test_ensemble_refuses_mismatched_runs(store, tmp_path):
