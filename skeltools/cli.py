@@ -127,6 +127,15 @@ def _summary(output: Path, report: dict, seconds: float, append: bool) -> None:
         click.echo(f"warning: {c['failed']} file(s) failed; see {output / 'report.json'}", err=True)
 
 
+def person_options(command):
+    """``--persons`` and ``--max-persons`` of the 2D sources whose files list people per frame (OpenPose, MMPose)."""
+    command = click.option("--max-persons", type=int, default=2, show_default=True,
+                           help="Person slots M per frame.")(command)
+    return click.option("--persons", type=click.Choice(["track", "stgcn"]), default="track", show_default=True,
+                        help="track: identities kept across frames; stgcn: st-gcn's per-frame sort by score "
+                             "(top M).")(command)
+
+
 @convert.command("ntu")
 @click.argument("raw_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=Path), help="Store to create (NAME.zarr).")
@@ -166,9 +175,7 @@ def convert_ntu_cmd(raw_dirs, output, dataset, preset, align_spine, exclude_list
                    "Without one, videos are unlabelled (-1) unless a Kinetics file has its own label_index.")
 @click.option("--dataset", type=click.Choice(["kinetics400"]), default=None,
               help="Class names and the kinetics_train/kinetics_test split columns (from the label file names).")
-@click.option("--persons", type=click.Choice(["track", "stgcn"]), default="track", show_default=True,
-              help="track: identities kept across frames; stgcn: the reference per-frame sort by score.")
-@click.option("--max-persons", type=int, default=2, show_default=True, help="Person slots M per frame.")
+@person_options
 @click.option("--normalize", type=click.Choice(["stgcn", "none"]), default="stgcn", show_default=True,
               help="stgcn: x, y in [0, 1] minus 0.5, zeroed where the score is 0; none: as read.")
 @click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",
@@ -355,9 +362,7 @@ def convert_pyskl_cmd(inputs, output, dataset, layout, max_persons, normalize, k
               help="Joint layout (default from the keypoint count: 17 coco17, 26 halpe26, 133 wholebody133).")
 @click.option("--keep", type=click.Choice(["all", "body"]), default="all", show_default=True,
               help="body: store only the 17 COCO body joints of Halpe-26 / COCO-WholeBody predictions.")
-@click.option("--persons", type=click.Choice(["track", "stgcn"]), default="track", show_default=True,
-              help="track: identities kept across frames; stgcn: per-frame sort by score.")
-@click.option("--max-persons", type=int, default=2, show_default=True, help="Person slots M per frame.")
+@person_options
 @click.option("--normalize", type=click.Choice(["stgcn", "none"]), default="stgcn", show_default=True,
               help="stgcn: pixels / image size - 0.5, zeroed where the score is 0; none: pixels as predicted.")
 @click.option("--image-size", nargs=2, type=float, default=None, metavar="W H",

@@ -132,7 +132,7 @@ def test_init_from_run_25_to_13_joints_60_to_31_classes(ntu_run, smarthome_store
     assert "blocks.0.gcn.A" in init["mapped"] and "blocks.9.tcn.bn.weight" in init["loaded"]
     assert init["reinitialised"]["fc.weight"] == "classifier: 60 -> 31 classes"
     assert run["num_classes"] == 31 and run["best_epoch"] in (1, 2) and len(run["final"]) > 0
-    groups = torch.load(out / "last.pt", weights_only=False)["optimizer"]["param_groups"]
+    groups = torch.load(out / "last.pt", weights_only=True)["optimizer"]["param_groups"]
     assert [g["initial_lr"] for g in groups] == pytest.approx([0.05, 0.005])
     assert len(open(out / "metrics.csv").read().splitlines()) == 3
 
