@@ -691,7 +691,7 @@ DEMO_VAL_FRACTION = 0.2
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or training logs, only the steps and the table.")
 def demo(out, arch, samples, classes, epochs, clip_len, batch_size, workers, quiet) -> None:
     """The main job end to end on a synthetic NTU corpus: synth -> convert -> modalities -> train on joints and on
-    bones -> test -> ensemble the two streams -> results table. About 5 minutes on an idle 2-core CPU.
+    bones -> test -> ensemble the two streams -> results table. About 10 minutes on a 2-core CPU.
 
     \b
     Example:
