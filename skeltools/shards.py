@@ -57,9 +57,10 @@ def shard_layout(array_path: Path) -> ShardLayout | None:
     return ShardLayout(tuple(shape), grid[0], inner[0], int(zstd["configuration"]["level"]))
 
 
-def encode_shard(block: np.ndarray, layout: ShardLayout) -> bytes | None:
-    """The shard file holding ``block`` (at most ``shard_frames`` frames from a shard's start), or None when every
-    chunk is zero (zarr writes no file then)."""
+def encode_shard(block: np.ndarray, layout: ShardLayout) -> list[bytes] | None:
+    """The shard file holding ``block`` (at most ``shard_frames`` frames from a shard's start) as the pieces to
+    write in order (not joined: that would copy every byte once more), or None when every chunk is zero (zarr
+    writes no file then)."""
     import google_crc32c
     from numcodecs import Zstd
 
@@ -81,7 +82,7 @@ def encode_shard(block: np.ndarray, layout: ShardLayout) -> bytes | None:
     if not pieces:
         return None
     table = index.astype("<u8").tobytes()
-    return b"".join([*pieces, table, np.uint32(google_crc32c.value(table)).tobytes()])
+    return [*pieces, table, np.uint32(google_crc32c.value(table)).tobytes()]
 
 
 def write_shards(array_path: Path, start: int, block: np.ndarray) -> bool:
@@ -94,12 +95,12 @@ def write_shards(array_path: Path, start: int, block: np.ndarray) -> bool:
     if start % size or stop > total or (stop % size and stop != total):
         return False
     for first in range(start, stop, size):
-        data = encode_shard(block[first - start:first - start + size], layout)
+        pieces = encode_shard(block[first - start:first - start + size], layout)
         path = layout.shard_path(Path(array_path), first // size)
-        if data is None:
+        if pieces is None:
             path.unlink(missing_ok=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as fh:
-            fh.write(data)
+            fh.writelines(pieces)
     return True
