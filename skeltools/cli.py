@@ -706,50 +706,57 @@ def demo(out, arch, samples, classes, epochs, clip_len, batch_size, workers, qui
     from trainer.evaluate import read_scores
     from trainer.recipes import resolve_recipe
     from trainer.runtime import flush_denormals
-    from trainer.testing import test_run
-    from trainer.train import RunConfig, train as run_training
+    from trainer.streams import StreamJob, run_parallel, train_and_test
+    from trainer.train import RunConfig
 
     flush_denormals()
     raw, store = out / "raw", out / "ntu.zarr"
     t_start = time.perf_counter()
     log = (lambda m: None) if quiet else (lambda m: click.echo(f"      {m}"))
 
-    def step(n: int, text: str, t0: float) -> None:
-        click.echo(f"[{n}/7] {text} ({time.perf_counter() - t0:.1f} s)")
+    def step(n: int, text: str, seconds: float) -> None:
+        click.echo(f"[{n}/7] {text} ({seconds:.1f} s)")
 
     t0 = time.perf_counter()
     paths = write_ntu_corpus(raw, samples, 0, num_classes=classes)
-    step(1, f"synth: {len(paths)} NTU-format .skeleton files, {classes} classes, in {raw}", t0)
+    step(1, f"synth: {len(paths)} NTU-format .skeleton files, {classes} classes, in {raw}", time.perf_counter() - t0)
     t0 = time.perf_counter()
     report = convert_ntu([raw], store, workers=workers, overwrite=True, progress=False)
     c = report["counts"]
-    step(2, f"convert: {c['converted']} samples, {c['frames']} frames, {c['skipped']} skipped, {c['failed']} failed", t0)
+    step(2, f"convert: {c['converted']} samples, {c['frames']} frames, {c['skipped']} skipped, {c['failed']} failed",
+         time.perf_counter() - t0)
     click.echo(describe_store(store))
     t0 = time.perf_counter()
     write_modalities(store, ["bone"], overwrite=True, progress=False)
-    step(3, "modalities: bone", t0)
+    step(3, "modalities: bone", time.perf_counter() - t0)
     recipe = resolve_recipe(arch, overrides=DEMO_RECIPE | {"epochs": epochs, "clip_len": clip_len,
                                                            "batch_size": batch_size})
-    runs = []
-    for n, modality in enumerate(("j", "b"), 4):
-        t0 = time.perf_counter()
+    parallel = (os.cpu_count() or 1) >= 2
+    jobs = []
+    for modality, name in (("j", "joint"), ("b", "bone")):
         run_dir = out / "runs" / f"{arch}_{modality}"
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        cfg = RunConfig(arch=arch, store=str(store), out_dir=str(run_dir), modality=modality, workers=0,
-                        val_fraction=DEMO_VAL_FRACTION, progress=not quiet)
-        summary = run_training(cfg, recipe, log=log)
-        step(n, f"train {arch} on {'joints' if modality == 'j' else 'bones'}: best validation top-1 "
-                f"{summary['best_val_top1']:.1%} ({summary['validation']})", t0)
-        runs.append(run_dir)
-    t0 = time.perf_counter()
-    tests = [test_run(r, progress=not quiet, log=log) for r in runs]
-    step(6, "test: " + ", ".join(f"{r.name} top-1 {t['top1']:.1%} ({t['num_samples']} samples, {t['clips']} clips)"
-                                 for r, t in zip(runs, tests)), t0)
+        jobs.append(StreamJob(name, RunConfig(arch=arch, store=str(store), out_dir=str(run_dir), modality=modality,
+                                              workers=0, val_fraction=DEMO_VAL_FRACTION,
+                                              progress=not quiet and not parallel), recipe))
+    if parallel:
+        click.echo(f"      the joint and bone streams train and test side by side: 2 processes, "
+                   f"{max(1, (os.cpu_count() or 1) // 2)} thread(s) each")
+        results = run_parallel(jobs, log=log)
+    else:
+        results = [train_and_test(job, log=log) for job in jobs]
+    for n, (job, r) in enumerate(zip(jobs, results), 4):
+        step(n, f"train {arch} on {job.name}s: best validation top-1 {r.summary['best_val_top1']:.1%} "
+                f"({r.summary['validation']})", r.train_seconds)
+    step(6, "test: " + ", ".join(f"{arch}_{job.config.modality} top-1 {r.test['top1']:.1%} ({r.test['num_samples']} "
+                                 f"samples, {r.test['clips']} clip(s))" for job, r in zip(jobs, results)),
+         max(r.test_seconds for r in results) if parallel else sum(r.test_seconds for r in results))
+    runs = [Path(job.config.out_dir) for job in jobs]
     t0 = time.perf_counter()
     result = ensemble([read_scores(r / "scores.parquet") for r in runs], "equal",
                       names=["joint", "bone"])
-    step(7, "ensemble (1:1 on probabilities)", t0)
+    step(7, "ensemble (1:1 on probabilities)", time.perf_counter() - t0)
     click.echo(result.table())
     click.echo(f"done in {time.perf_counter() - t_start:.0f} s; runs in {out / 'runs'}")
 
