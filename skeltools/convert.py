@@ -589,17 +589,7 @@ def convert_ntu(inputs: Sequence, output, *, dataset: str | None = None, preset:
         log(f"{len(todo)} files to convert as {spec.name} with preset {preset} on {workers} worker(s)")
         return todo, results, spec, options, exclusions
 
-    # A first run compiles the parser here while the worker pool starts; the workers then load it.
-    compiling = None
-    if run.get("engine", "local") == "local":
-        from skeltools.readers.ntu import compile_ahead
-
-        compiling = compile_ahead()
-    try:
-        return run_conversion(select, inputs, output, log=log, **run)
-    finally:
-        if compiling is not None:
-            compiling.join()
+    return run_conversion(select, inputs, output, log=log, **run)
 
 
 def run_conversion(select: Callable[[int], tuple], inputs: Sequence, output, *,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -81,40 +80,21 @@ def call(kernel, *args, parts: Sequence[tuple] = (), notice: Callable[[str], Non
     """
     if kernel.overloads or is_cached(kernel):
         return kernel(*args)
-    return _compile_once(kernel, lambda: kernel(*args), parts, notice)
-
-
-def compile_ahead(kernel, signature: tuple, *, parts: Sequence[tuple] = (),
-                  notice: Callable[[str], None] | None = None) -> threading.Thread | None:
-    """Start compiling ``kernel`` for ``signature`` in a background thread when the cache does not hold it, so
-    that the compile overlaps what the command does meanwhile (starting its worker pool, listing its inputs);
-    workers and later ``call``s wait for it under the same locks and load the result. Returns the thread (join it
-    before the process ends) or None when there is nothing to compile."""
-    if kernel.overloads or is_cached(kernel):
-        return None
-    thread = threading.Thread(target=_compile_once, args=(kernel, lambda: kernel.compile(signature), parts, notice),
-                              name=f"compile {kernel.py_func.__name__}", daemon=True)
-    thread.start()
-    return thread
-
-
-def _compile_once(kernel, run: Callable[[], object], parts: Sequence[tuple], notice):
-    """``run()`` (which compiles ``kernel``) under the compile protocol of :func:`call`."""
     import fcntl
 
-    notice_lock = _lock(kernel, "notice")  # held while this process compiles: one process announces
+    notice_lock = _lock(kernel, "notice")  # held while this call compiles: one process announces
     try:
         fcntl.flock(notice_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         announced = False
     except BlockingIOError:
-        announced = True  # by another process, or another thread of this one
+        announced = True  # by another process
     try:
-        return _compile_parts_then(kernel, run, parts, notice, announced)
+        return _compile_and_call(kernel, args, parts, notice, announced)
     finally:
         notice_lock.close()
 
 
-def _compile_parts_then(kernel, run: Callable[[], object], parts: Sequence[tuple], notice, announced: bool):
+def _compile_and_call(kernel, args: tuple, parts: Sequence[tuple], notice, announced: bool):
     import fcntl
 
     for callee, signature in parts:
@@ -133,7 +113,7 @@ def _compile_parts_then(kernel, run: Callable[[], object], parts: Sequence[tuple
         for callee, _ in parts:  # parts another process is still compiling: wait for them rather than redo them
             with _lock(callee) as part_lock:
                 fcntl.flock(part_lock, fcntl.LOCK_EX)
-        return run()
+        return kernel(*args)
 
 
 def _lock(kernel, what: str = "compile"):

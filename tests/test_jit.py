@@ -86,31 +86,3 @@ def test_processes_starting_together_compile_once_and_announce_once(tmp_path):
     lines = [line for p in procs for line in p.communicate()[0].splitlines()]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(lines) == ["notice", "value 42 callee cached True", "value 42 callee cached True"]
-
-
-_AHEAD = """
-import sys
-from numba import types
-from skeltools import jit
-jit.configure_cache([sys.argv[1]])
-sys.path.insert(0, sys.argv[1])
-import kern
-notices = []
-thread = jit.compile_ahead(kern.twice_plus_two, (types.int64,), parts=((kern.add_one, (types.int64,)),),
-                           notice=notices.append)
-value = jit.call(kern.twice_plus_two, 20, notice=notices.append)  # waits for the thread, then uses its result
-if thread is not None:
-    thread.join()
-again = jit.compile_ahead(kern.twice_plus_two, (types.int64,))
-print("thread", thread is not None, "value", value, "notices", len(notices), "again", again,
-      "cached", jit.is_cached(kern.twice_plus_two), jit.is_cached(kern.add_one))
-"""
-
-
-def test_compile_ahead_overlaps_and_call_waits_for_it(tmp_path):
-    pkg = _unwritable_package(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    runs = [subprocess.run([sys.executable, "-c", _AHEAD, str(pkg)], env=env, capture_output=True, text=True,
-                           check=True).stdout.strip() for _ in range(2)]
-    assert runs[0] == "thread True value 42 notices 1 again None cached True True"  # one compile, one notice
-    assert runs[1] == "thread False value 42 notices 0 again None cached True True"  # cached: no thread at all

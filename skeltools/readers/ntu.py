@@ -380,14 +380,6 @@ def _compile_parts() -> tuple:
     return ((_parse_float, (buf, i)), (_next_int, (buf, i, i)), (_skip_fields, (buf, i)), (_parse_int, (buf, i)))
 
 
-def compile_ahead():
-    """Start compiling the parser in a background thread if numba's cache lacks it (``jit.compile_ahead``)."""
-    from numba import types
-
-    return jit.compile_ahead(_parse_bytes, (types.Array(types.uint8, 1, "C", readonly=True),),
-                             parts=_compile_parts())
-
-
 def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFile:
     """Parse the bytes of one ``.skeleton`` file; raise SkeletonParseError naming the line on bad input."""
     buf = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.view()
