@@ -99,7 +99,7 @@ def validate_store(path, deep: bool = True) -> Report:
         report.problems.append("index.parquet is missing")
     else:
         try:
-            index = pq.read_table(path / "index.parquet")
+            index = pq.ParquetFile(path / "index.parquet").read()  # not read_table: it imports pyarrow.dataset
         except Exception as exc:  # noqa: BLE001
             report.problems.append(f"index.parquet cannot be read: {type(exc).__name__}: {exc}")
     rows = index.num_rows if index is not None else attrs.get("num_samples", 0)

@@ -237,7 +237,7 @@ def write_scores(path: str | os.PathLike, sample_ids, labels, logits, *, probs=N
 
 def read_scores(path: str | os.PathLike) -> Scores:
     """Read a score file written by ``write_scores`` (metadata decoded, the format keys removed)."""
-    table = pq.read_table(path)
+    table = pq.ParquetFile(path).read()
     meta = {k.decode(): json.loads(v) for k, v in (table.schema.metadata or {}).items()}
     if meta.pop("format", None) != SCORES_FORMAT:
         raise ValueError(f"{path}: not a skeltools score file (no format={SCORES_FORMAT!r} in its metadata)")
