@@ -4,6 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from skeltools.cli import main
@@ -32,7 +33,9 @@ def test_every_command_has_help_with_an_example():
         assert result.exit_code == 0 and "Example:" in result.output, args
 
 
-def test_synth_and_demo(tmp_path):
+@pytest.mark.parametrize("cores", [1, 2])
+def test_synth_and_demo(tmp_path, monkeypatch, cores):
+    monkeypatch.setattr("os.cpu_count", lambda: cores)  # 2 or more: the two streams train side by side
     runner = CliRunner()
     result = runner.invoke(main, ["synth", "ntu", str(tmp_path / "raw"), "--samples", "5", "--seed", "1"])
     assert result.exit_code == 0 and "5 .skeleton files" in result.output
@@ -48,6 +51,7 @@ def test_synth_and_demo(tmp_path):
     assert "[7/7] ensemble" in result.output and "fused (probs)" in result.output
     for stream in ("stgcn_j", "stgcn_b"):
         assert (tmp_path / "demo" / "runs" / stream / "scores.parquet").is_file()
+    assert ("train and test side by side: 2 processes, 1 thread(s) each" in result.output) == (cores == 2)
 
 
 def test_errors_are_one_line_unless_debug(tmp_path):
