@@ -26,8 +26,9 @@ def _per_frame_files() -> None:
 
 
 _GROUPS = [  # (kernels that must all be cached, the call that loads them)
-    ((ntu._parse_bytes,), lambda: ntu.parse_skeleton(b"1\n1\n72057594037931101 0 1 1 1 1 0 0.01 -0.25 2\n25\n"
-                                                  + b"0.1 0.2 3.5 1 2 3 4 0 0 0 0 2\n" * 25)),
+    ((ntu._parse_bytes, ntu._parse_joints),
+     lambda: ntu.parse_skeleton(b"1\n1\n72057594037931101 0 1 1 1 1 0 0.01 -0.25 2\n25\n"
+                                + b"0.1 0.2 3.5 1 2 3 4 0 0 0 0 2\n" * 25)),
     ((jsonscan.scan, openpose._kinetics_from_tape, openpose._frames_from_bytes, openpose._select_tracked,
       openpose._select_stgcn), _openpose),
     ((openpose._frames_from_files,) if smallfiles.AVAILABLE else (), _per_frame_files),

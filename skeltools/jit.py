@@ -70,13 +70,16 @@ def is_cached(kernel) -> bool:
     return bool(kernel.overloads) or bool(kernel._cache._cache_file._load_index())
 
 
-def call(kernel, *args, parts: Sequence[tuple] = (), notice: Callable[[str], None] | None = None):
+def call(kernel, *args, parts: Sequence[tuple] = (), siblings: Sequence[tuple] = (),
+         notice: Callable[[str], None] | None = None):
     """``kernel(*args)``. On the kernel's first use in this process: loaded from the cache, or compiled under a lock
     shared by every process using this cache (the others wait, then load its result), announced in one line.
 
     ``parts``: ``(callee, signature)`` pairs the kernel calls, costliest first. Before the kernel is compiled, each
     process takes the parts nobody is compiling yet and compiles them into the cache, so that pool workers starting
-    together split the work; the kernel's own compile then loads them.
+    together split the work; the kernel's own compile then loads them. ``siblings``: ``(kernel, signature)`` pairs
+    the caller runs next that do not depend on this kernel; a process that finds one nobody is compiling compiles
+    it first, while another compiles this kernel (nobody waits for a sibling here).
     """
     if kernel.overloads or is_cached(kernel):
         return kernel(*args)
@@ -89,15 +92,16 @@ def call(kernel, *args, parts: Sequence[tuple] = (), notice: Callable[[str], Non
     except BlockingIOError:
         announced = True  # by another process
     try:
-        return _compile_and_call(kernel, args, parts, notice, announced)
+        return _compile_and_call(kernel, args, parts, siblings, notice, announced)
     finally:
         notice_lock.close()
 
 
-def _compile_and_call(kernel, args: tuple, parts: Sequence[tuple], notice, announced: bool):
+def _compile_and_call(kernel, args: tuple, parts: Sequence[tuple], siblings: Sequence[tuple], notice,
+                      announced: bool):
     import fcntl
 
-    for callee, signature in parts:
+    for callee, signature in (*siblings, *parts):
         with _lock(callee) as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

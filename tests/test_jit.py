@@ -25,6 +25,10 @@ def _unwritable_package(tmp_path):
         @njit(cache=True)
         def twice_plus_two(x):
             return 2 * add_one(x)
+
+        @njit(cache=True)
+        def times_three(x):
+            return 3 * x
     """))
     return pkg
 
@@ -86,3 +90,35 @@ def test_processes_starting_together_compile_once_and_announce_once(tmp_path):
     lines = [line for p in procs for line in p.communicate()[0].splitlines()]
     assert all(p.returncode == 0 for p in procs)
     assert sorted(lines) == ["notice", "value 42 callee cached True", "value 42 callee cached True"]
+
+
+_SIBLINGS = """
+import sys
+from numba import types
+from skeltools import jit
+jit.configure_cache([sys.argv[1]])
+sys.path.insert(0, sys.argv[1])
+import kern
+value = jit.call(kern.twice_plus_two, 20, parts=((kern.add_one, (types.int64,)),),
+                 siblings=((kern.times_three, (types.int64,)),), notice=lambda l: print("notice"))
+print("sibling ready", bool(kern.times_three.overloads))  # compiled here, before its own call
+print("values", value, jit.call(kern.times_three, 5))
+misses = [sum(k.stats.cache_misses.values()) for k in (kern.twice_plus_two, kern.times_three)]
+print("compiled", *misses)
+"""
+
+
+def test_siblings_compile_once_beside_the_kernel(tmp_path):
+    """Two kernels that do not depend on each other (the NTU parser's two passes): processes starting together
+    compile each once between them, the sibling while another compiles the kernel."""
+    pkg = _unwritable_package(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    procs = [subprocess.Popen([sys.executable, "-c", _SIBLINGS, str(pkg)], env=env, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate()[0].splitlines() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    lines = [line for out in outputs for line in out]
+    assert lines.count("notice") == 1 and lines.count("values 42 15") == 2
+    compiled = [tuple(map(int, line.split()[1:])) for line in lines if line.startswith("compiled")]
+    assert [sum(c[0] for c in compiled), sum(c[1] for c in compiled)] == [1, 1]  # each kernel compiled once in all
+    assert "sibling ready True" in lines  # by the process that did not compile the kernel, or by the only one

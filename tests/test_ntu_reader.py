@@ -151,6 +151,25 @@ def test_garbage_token():
     assert err.line == 5 and "3.5abc" in str(err)
 
 
+def test_the_first_problem_in_file_order_is_named():
+    """Coordinates and structure are checked in two passes (two kernels that compile in parallel); the error is
+    still the first one a reader meets, reading the file from the top."""
+    text = skeleton_text([2, 1])
+    bad_float = text.replace(JOINT, b"0.1 0.2.0 3.5 1 2 3 4 0 0 0 0 2", 1)  # frame 1, body 1, joint 1
+    err = bad(bad_float.replace(b"\r\n1\r\n", b"\r\nx\r\n", 1))  # and a bad body count in frame 2
+    assert err.line == 5 and "'0.2.0'" in str(err) and "joint 1/25 of body 1, frame 1/2" in str(err)
+    same_line = text.replace(JOINT, b"0.1 0.2.0 3.5 1 2", 1)  # a bad number and too few fields on one line
+    err = bad(same_line)
+    assert err.line == 5 and "'0.2.0'" in str(err)
+    later = text.replace(JOINT + b"\r\n" + BODY, JOINT + b"\r\n" + BODY + b" 7", 1)  # body 2's line: 11 fields
+    err = bad(later.replace(JOINT, b"0.1 0.2 3.5 1", 1))  # but joint 1 of body 1 comes first
+    assert err.line == 5 and "12 field(s)" in str(err) and "found 4" in str(err)
+    err = bad(later)
+    assert err.line == 30 and "10 field(s)" in str(err) and "body 2 of frame 1/2" in str(err)
+    err = bad(text.replace(JOINT, b"0.1 -", 1))
+    assert err.line == 5 and "joint 1/25" in str(err)
+
+
 def test_wrong_joint_count():
     err = bad(skeleton_text([1]).replace(b"\r\n25\r\n", b"\r\n24\r\n", 1))
     assert err.line == 4 and "25 joints" in str(err) and "found 24" in str(err)

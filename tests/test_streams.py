@@ -42,8 +42,9 @@ def test_streams_train_and_test_side_by_side(ntu_train_store, tmp_path):
 
 def test_a_failing_stream_is_named(ntu_train_store, tmp_path):
     jobs = _jobs(ntu_train_store, tmp_path)
-    jobs[1] = StreamJob("bone", RunConfig(arch="stgcn", store=str(tmp_path / "absent.zarr"), out_dir=str(tmp_path / "b"),
-                                          workers=0, progress=False), jobs[1].recipe)
+    absent = RunConfig(arch="stgcn", store=str(tmp_path / "absent.zarr"), out_dir=str(tmp_path / "b"), workers=0,
+                       progress=False)
+    jobs[1] = StreamJob("bone", absent, jobs[1].recipe)
     with pytest.raises(RuntimeError, match=r"the bone stream failed: .*absent\.zarr"):
         run_parallel(jobs, log=lambda _: None)
 

@@ -243,42 +243,44 @@ def max_frames(remaining):
 
 @njit(cache=True, nogil=True)
 def _parse_bytes(buf):
-    """Parse a whole ``.skeleton`` file held as uint8.
+    """The structure of a whole ``.skeleton`` file held as uint8: every count, body line and field checked, each
+    joint line's start and line number recorded for :func:`_parse_joints` (two kernels that compile in parallel).
 
     Returns (status, item, line, bad_pos, detail, frame, body, joint, num_frames, n_body_frames,
-    bodies_per_frame, body_id, frame_of, slot, xyz). ``bad_pos`` is the byte offset of a bad token
-    (-1 if none); ``detail`` carries a count found where another was expected.
+    bodies_per_frame, body_id, frame_of, slot, joint_starts, joint_lines). ``bad_pos`` is the byte offset of a bad
+    token (-1 if none); ``detail`` carries a count found where another was expected. The joint lines run to the
+    one where a problem was found, included.
     """
     cap = buf.size // 600 + 1  # a body block takes at least 25 joint lines of 24 bytes
     body_id = np.empty(cap, np.int64)
     frame_of = np.empty(cap, np.int32)
     slot = np.empty(cap, np.int32)
-    xyz = np.empty((cap, 25, 3), np.float32)
-    bodies_per_frame = np.zeros(0, np.int32)
-    line = 1
+    starts = np.empty(cap * 25, np.int64)
+    lines = np.empty(cap * 25, np.int32)
+    recorded = 0
+    line = np.int64(1)  # typed, not literal: _skip_blank compiles for one signature
     nb = 0
     f = b = j = 0
     num_frames = 0
     item = _ITEM_FRAME_COUNT
-    p, line = _skip_blank(buf, 0, line)
-    if p >= buf.size:
-        return (_EOF, item, line, -1, 0, f, b, j, num_frames, nb, bodies_per_frame,
-                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
-    num_frames, p, ok = _parse_int(buf, p)
-    if not ok:
-        return (_BAD_TOKEN, item, line, p, 0, f, b, j, 0, nb, bodies_per_frame,
-                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
-    if num_frames < 0:
-        return (_NEGATIVE, item, line, -1, 0, f, b, j, 0, nb, bodies_per_frame,
-                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
-    if num_frames > max_frames(buf.size - p):  # checked before allocating anything per frame
-        return (_TOO_MANY, item, line, -1, max_frames(buf.size - p), f, b, j, num_frames, nb, bodies_per_frame,
-                body_id[:0], frame_of[:0], slot[:0], xyz[:0])
-    bodies_per_frame = np.zeros(num_frames, np.int32)
     status = _OK
     detail = 0
     bad = -1
-    for f in range(num_frames):
+    p, line = _skip_blank(buf, np.int64(0), line)
+    if p >= buf.size:
+        status = _EOF
+    else:
+        num_frames, p, ok = _parse_int(buf, p)
+        if not ok:
+            status, bad, num_frames = _BAD_TOKEN, p, 0
+        elif num_frames < 0:
+            status, num_frames = _NEGATIVE, 0
+        elif num_frames > max_frames(buf.size - p):  # checked before allocating anything per frame
+            status, detail = _TOO_MANY, max_frames(buf.size - p)
+    # A bad header skips the frames (one exit only: every return of this tuple costs compile time).
+    frames = num_frames if status == _OK else 0
+    bodies_per_frame = np.zeros(frames, np.int32)
+    for f in range(frames):
         item = _ITEM_BODY_COUNT
         b = j = 0
         status, nbody, p, line, bad, detail = _next_int(buf, p, line)
@@ -322,25 +324,12 @@ def _parse_bytes(buf):
                 if p >= buf.size:
                     status = _EOF
                     break
-                for c in range(3):
-                    v, p, ok = _parse_float(buf, p)
-                    if not ok:
-                        break
-                    xyz[nb, j, c] = v
-                    p = _skip_spaces(buf, p)
-                    if c < 2 and (p >= buf.size or _CLASS[buf[p]] == _NEWLINE):
-                        ok = False
-                        break
-                if not ok:
-                    if p >= buf.size or _CLASS[buf[p]] == _NEWLINE or _CLASS[buf[p]] == _SPACE:
-                        status, detail = _FIELD_COUNT, c + 1
-                    else:
-                        status, bad = _BAD_TOKEN, p
-                    break
+                starts[recorded], lines[recorded] = p, line
+                recorded += 1
                 count, p, bad = _skip_fields(buf, p)
-                if bad >= 0 or count != _JOINT_FIELDS - 3:
+                if bad >= 0 or count != _JOINT_FIELDS:
                     status = _BAD_TOKEN if bad >= 0 else _FIELD_COUNT
-                    detail = count + 3
+                    detail = count
                     break
             if status != _OK:
                 break
@@ -358,7 +347,31 @@ def _parse_bytes(buf):
             if p < buf.size:
                 status = _TRAILING
     return (status, item, line, bad, detail, f, b, j, num_frames, nb, bodies_per_frame,
-            body_id[:nb].copy(), frame_of[:nb].copy(), slot[:nb].copy(), xyz[:nb].copy())
+            body_id[:nb].copy(), frame_of[:nb].copy(), slot[:nb].copy(), starts[:recorded].copy(),
+            lines[:recorded].copy())
+
+
+@njit(cache=True, nogil=True)
+def _parse_joints(buf, starts, xyz):
+    """x, y, z of the joint line at each of ``starts`` into ``xyz`` (n, 3) float32. Returns (index of the first
+    line whose first three fields are not three numbers or -1, status, bad_pos, detail, end position)."""
+    n = buf.size
+    for k in range(starts.size):
+        p = starts[k]
+        for c in range(3):
+            v, p, ok = _parse_float(buf, p)
+            if not ok:
+                break
+            xyz[k, c] = v
+            p = _skip_spaces(buf, p)
+            if c < 2 and (p >= n or _CLASS[buf[p]] == _NEWLINE):
+                ok = False
+                break
+        if not ok:
+            if p >= n or _CLASS[buf[p]] == _NEWLINE or _CLASS[buf[p]] == _SPACE:
+                return k, _FIELD_COUNT, -1, c + 1, p
+            return k, _BAD_TOKEN, p, 0, p
+    return -1, _OK, -1, 0, 0
 
 
 
@@ -372,12 +385,15 @@ def _token_at(buf: np.ndarray, pos: int) -> str:
     return repr(bytes(buf[start:end]).decode("latin-1"))
 
 
-def _compile_parts() -> tuple:
-    """The parser's costliest callees with the types ``_parse_bytes`` calls them with (``jit.call``'s ``parts``)."""
+def _compile_plan() -> dict:
+    """``jit.call``'s plan for ``_parse_bytes``: its costliest callees (``parts``) and ``_parse_joints``, which
+    does not depend on it (``siblings``): pool workers starting together compile the two kernels side by side."""
     from numba import types
 
     buf, i = types.Array(types.uint8, 1, "C", readonly=True), types.int64
-    return ((_parse_float, (buf, i)), (_next_int, (buf, i, i)), (_skip_fields, (buf, i)), (_parse_int, (buf, i)))
+    joints = (buf, types.Array(types.int64, 1, "C"), types.Array(types.float32, 2, "C"))
+    return {"siblings": ((_parse_joints, joints),),
+            "parts": ((_next_int, (buf, i, i)), (_skip_fields, (buf, i)), (_parse_int, (buf, i)))}
 
 
 def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFile:
@@ -385,9 +401,18 @@ def parse_skeleton(buf: np.ndarray | bytes, path: str = "<bytes>") -> SkeletonFi
     buf = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf.view()
     buf.flags.writeable = False  # one compiled signature (read-only uint8) for bytes and file arrays alike
     (status, item, line, bad, detail, f, b, j, num_frames, nb,
-     bodies_per_frame, body_id, frame_of, slot, xyz) = jit.call(_parse_bytes, buf, parts=_compile_parts())
+     bodies_per_frame, body_id, frame_of, slot, starts, lines) = jit.call(_parse_bytes, buf, **_compile_plan())
+    xyz = np.empty((len(starts), 3), np.float32)
+    k, joint_status, joint_bad, joint_detail, end = jit.call(_parse_joints, buf, starts, xyz)
+    if k >= 0 and (status == _OK or lines[k] <= line):  # the first three fields come first on their line
+        status, item, line, j = joint_status, _ITEM_JOINT_LINE, int(lines[k]), k % 25
+        bad, detail = joint_bad, joint_detail
+        if k // 25 < nb:
+            f, b = frame_of[k // 25], slot[k // 25]
+        if status == _FIELD_COUNT and end >= buf.size:
+            status = _EOF  # a line cut short by the end of the file
     if status == _OK:
-        return SkeletonFile(int(num_frames), bodies_per_frame, body_id, frame_of, slot, xyz)
+        return SkeletonFile(int(num_frames), bodies_per_frame, body_id, frame_of, slot, xyz.reshape(-1, JOINTS, 3))
     where = {
         _ITEM_FRAME_COUNT: "",
         _ITEM_BODY_COUNT: f" of frame {f + 1}/{num_frames}",
