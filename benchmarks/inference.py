@@ -40,6 +40,22 @@ def clips(batch: int, frames: int, seed: int):
     return x, torch.randint(NUM_CLASSES, (batch,), generator=g)
 
 
+def age(model, batch: int, frames: int, steps: int):
+    """``model`` after ``steps`` SGD steps on ``clips`` (seeds 1, 2, ...), so that BatchNorm statistics, attention
+    gates and graph residuals hold trained values rather than their init; left in train mode."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    for i in range(steps):
+        xs, ys = clips(batch, frames, i + 1)
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(xs), ys).backward()
+        optimizer.step()
+    return model
+
+
 def measure(names: list[str], batch: int, frames: int, steps: int, iters: int, repeats: int) -> dict:
     """{model: {"train": samples/s, "eval": samples/s}} in this process's denormal mode."""
     import torch
@@ -52,14 +68,7 @@ def measure(names: list[str], batch: int, frames: int, steps: int, iters: int, r
     models = {}
     for name in names:
         torch.manual_seed(0)
-        model = build(name).train()
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
-        for i in range(steps):
-            xs, ys = clips(batch, frames, i + 1)
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(xs), ys).backward()
-            optimizer.step()
-        models[name] = model
+        models[name] = age(build(name), batch, frames, steps)
 
     def train_step(model):
         model.train()

@@ -44,7 +44,7 @@ from trainer.models import build_model, export_reference_state_dict
 from trainer.runtime import flush_denormals
 
 sys.path.insert(0, str(Path(__file__).parent))
-from inference import NUM_CLASSES, PERSONS, clips  # noqa: E402
+from inference import NUM_CLASSES, PERSONS, age, clips  # noqa: E402
 
 PYSKL_CONFIGS = {  # our name -> the pyskl backbone class and its NTU-60 config (configs/*/ntu60_xsub_3dkp/j.py)
     "dgstgcn": ("dgstgcn", "DGSTGCN", dict(
@@ -136,16 +136,9 @@ def reference_model(name: str, root: Path) -> tuple[nn.Module, Callable]:
 
 
 def trained(name: str, batch: int, frames: int, steps: int) -> nn.Module:
-    """Ours after ``steps`` SGD steps (as benchmarks/inference.py ages its models), in eval mode."""
+    """Ours after ``steps`` SGD steps (benchmarks/inference.py's ``age``), in eval mode."""
     torch.manual_seed(0)
-    model = build_model(name, num_classes=NUM_CLASSES, num_persons=PERSONS).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    for i in range(steps):
-        x, y = clips(batch, frames, i + 1)
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model.eval()
+    return age(build_model(name, num_classes=NUM_CLASSES, num_persons=PERSONS), batch, frames, steps).eval()
 
 
 def main() -> None:
