@@ -51,8 +51,8 @@ def _child(job: StreamJob, threads: int, messages) -> None:
 
     from trainer.runtime import flush_denormals
 
+    flush_denormals()  # first, before any BLAS thread starts (trainer.runtime)
     torch.set_num_threads(threads)
-    flush_denormals()  # before any BLAS thread starts (trainer.runtime)
     try:
         result = train_and_test(job, log=lambda text: [messages.put(("log", job.name, line))
                                                        for line in str(text).splitlines()])
